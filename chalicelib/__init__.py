@@ -1,0 +1,1 @@
+"""Runtime logic of the worker functions (deployed with the app)."""

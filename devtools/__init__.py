@@ -1,0 +1,1 @@
+"""Developer tooling for running the app locally (never deployed)."""

@@ -1,0 +1,41 @@
+"""An embedded S3: moto's server on a loopback port, in this process."""
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from moto.server import ThreadedMotoServer
+
+# Fake credentials for the embedded server only; never used against a real endpoint.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local-embedded-s3",
+    "AWS_SECRET_ACCESS_KEY": "local-embedded-s3-secret",
+}
+DEFAULT_REGION = "us-east-1"
+
+
+@contextmanager
+def embedded_s3(port: int = 0) -> Iterator[str]:
+    """Run moto's server on 127.0.0.1 (a free port unless given); yield its URL."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        host, bound = server.get_host_and_port()
+        yield f"http://{host}:{bound}"
+    finally:
+        server.stop()
+
+
+def point_aws_at(endpoint: str) -> None:
+    """Make boto3 clients created from now on use the embedded endpoint."""
+    os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
+    os.environ.update(LOCAL_CREDENTIALS)
+    os.environ.pop("AWS_PROFILE", None)
+    ensure_region()
+
+
+def ensure_region() -> None:
+    if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+        os.environ["AWS_DEFAULT_REGION"] = DEFAULT_REGION

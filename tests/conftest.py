@@ -1,0 +1,110 @@
+"""Shared fixtures: one embedded S3 server (moto, over real HTTP on 127.0.0.1)
+for the session, reset before each test, and the app wired to it."""
+
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from devtools.embedded_s3 import embedded_s3, point_aws_at  # noqa: E402
+
+
+def stage_config(stage: str = "dev") -> dict[str, Any]:
+    config = json.loads((PROJECT / ".chalice" / "config.json").read_text())
+    return config["stages"][stage]
+
+
+def stage_bucket(stage: str = "dev") -> str:
+    return stage_config(stage)["environment_variables"]["BUCKET"]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's server for the whole session; the app's client points at it."""
+    saved = dict(os.environ)
+    with embedded_s3() as endpoint:
+        point_aws_at(endpoint)
+        yield endpoint
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def s3_server(s3_endpoint: str) -> str:
+    """A clean server: every backend reset before the test."""
+    requests.post(f"{s3_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    return s3_endpoint
+
+
+@pytest.fixture
+def s3(s3_server: str) -> Any:
+    return boto3.client("s3", endpoint_url=s3_server)
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    """The dev stage's reports bucket, created empty."""
+    name = stage_bucket("dev")
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def app_module(s3_server: str) -> Any:
+    """The Chalice app module, imported once the endpoint is configured."""
+    import app
+
+    return app
+
+
+@pytest.fixture
+def chalice_client(app_module: Any) -> Iterator[Any]:
+    from chalice.test import Client
+
+    with Client(app_module.app, stage_name="dev", project_dir=str(PROJECT)) as client:
+        yield client
+
+
+@pytest.fixture
+def s3_requests(app_module: Any) -> Iterator[Counter]:
+    """Counts the app client's HTTP requests (retries included) by operation."""
+    counts: Counter = Counter()
+
+    def count(event_name: str, **_: Any) -> None:
+        counts[event_name.rsplit(".", 1)[-1]] += 1
+
+    events = app_module.S3.meta.events
+    events.register("before-send.s3", count, unique_id="test-count")
+    yield counts
+    events.unregister("before-send.s3", unique_id="test-count")
+
+
+def object_keys(s3: Any, bucket: str) -> list[str]:
+    paginator = s3.get_paginator("list_objects_v2")
+    return [
+        o["Key"] for page in paginator.paginate(Bucket=bucket) for o in page.get("Contents", [])
+    ]
+
+
+def seed_objects(bucket: str, count: int, prefix: str = "reports/seed/") -> list[str]:
+    """Put objects straight into the in-process moto backend behind the server
+    (PUTs over HTTP run at ~200/s; this is instant). Requests are still counted
+    only for the code under test."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    keys = [f"{prefix}{i:06d}.json" for i in range(count)]
+    for key in keys:
+        backend.put_object(bucket, key, b"{}")
+    return keys

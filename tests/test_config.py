@@ -1,0 +1,74 @@
+"""config.json and the per-function policies: every stage is least-privileged."""
+
+import json
+
+import pytest
+
+from tests.conftest import PROJECT
+
+CONFIG = json.loads((PROJECT / ".chalice" / "config.json").read_text())
+STAGES = sorted(CONFIG["stages"])
+APP = CONFIG["app_name"]
+LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+
+
+def policy(stage: str, function: str) -> dict:
+    name = CONFIG["stages"][stage]["lambda_functions"][function]["iam_policy_file"]
+    return json.loads((PROJECT / ".chalice" / name).read_text())
+
+
+def expected_statements(stage: str, function: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    bucket = CONFIG["stages"][stage]["environment_variables"]["BUCKET"]
+    group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{APP}-{stage}-{function}"
+    logs = (tuple(LOG_ACTIONS), (group, f"{group}:*"))
+    if function == "worker":
+        return [(("s3:PutObject",), (f"arn:aws:s3:::{bucket}/*",)), logs]
+    return [
+        (("s3:ListBucket",), (f"arn:aws:s3:::{bucket}",)),
+        (("s3:DeleteObject",), (f"arn:aws:s3:::{bucket}/*",)),
+        logs,
+    ]
+
+
+def test_app_settings():
+    assert CONFIG["app_name"] == "worker-functions"
+    assert CONFIG["lambda_timeout"] == 15
+    assert CONFIG["lambda_memory_size"] == 128
+    assert CONFIG["autogen_policy"] is False
+    assert set(STAGES) == {"dev", "prod"}
+
+
+def test_every_stage_has_its_own_bucket():
+    buckets = [CONFIG["stages"][s]["environment_variables"]["BUCKET"] for s in STAGES]
+    assert all(buckets) and len(set(buckets)) == len(buckets)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("function", ["worker", "cleanup"])
+def test_policy_is_exactly_least_privilege_for_its_stage(stage, function):
+    document = policy(stage, function)
+    assert document["Version"] == "2012-10-17"
+    actual = [
+        (tuple(sorted(s["Action"])), tuple(sorted(s["Resource"]))) for s in document["Statement"]
+    ]
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}
+    assert actual == [
+        (tuple(sorted(a)), tuple(sorted(r))) for a, r in expected_statements(stage, function)
+    ]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("function", ["worker", "cleanup"])
+def test_policy_names_no_other_stage_and_nothing_wider(stage, function):
+    text = json.dumps(policy(stage, function))
+    for other in STAGES:
+        if other != stage:
+            assert CONFIG["stages"][other]["environment_variables"]["BUCKET"] not in text
+            assert f"-{other}-" not in text
+    for statement in policy(stage, function)["Statement"]:
+        for action in statement["Action"]:
+            assert "*" not in action
+        for resource in statement["Resource"]:
+            assert resource not in ("*", "arn:aws:s3:::*", "arn:aws:s3:::*/*")

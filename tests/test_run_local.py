@@ -1,0 +1,54 @@
+"""`make run`'s script, end to end in a subprocess."""
+
+import os
+import re
+import subprocess
+import sys
+
+from tests.conftest import PROJECT, object_keys
+
+LAMBDA_BLOCK = re.compile(
+    r"START RequestId: (?P<id>[0-9a-f-]{36}) Version: \$LATEST\n"
+    r"(?:.*\n)*?"
+    r"END RequestId: (?P=id)\n"
+    r"REPORT RequestId: (?P=id)  Duration: [\d.]+ ms  Billed Duration: \d+ ms  "
+    r"Memory Size: 128 MB  Max Memory Used: \d+ MB\n"
+)
+
+
+def run_local(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.run_local"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_run_local_with_its_own_embedded_s3():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = run_local(env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "embedded S3 (moto server) at http://127.0.0.1:" in done.stdout
+    assert len(LAMBDA_BLOCK.findall(done.stdout)) == 2
+    assert "Worker Event: " in done.stdout
+    assert '"time_start":"2018-02-21T15:00:43.511Z"' in done.stdout  # read back from S3
+    assert "after cleanup: 0 objects" in done.stdout
+    assert done.stdout.rstrip().endswith("OK")
+
+
+def test_run_local_uses_aws_endpoint_url_s3_when_set(s3_server, s3):
+    done = run_local({**os.environ, "AWS_ENDPOINT_URL_S3": s3_server})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "embedded S3" not in done.stdout
+    assert f"ready at {s3_server}" in done.stdout
+    # It created the bucket on our server and left it empty.
+    assert object_keys(s3, "worker-functions-reports-dev") == []
+
+
+def test_run_local_fails_when_a_step_fails(s3_server, s3):
+    # Nothing listens on port 9: the first S3 call fails and so must the script.
+    done = run_local({**os.environ, "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"})
+    assert done.returncode != 0
