@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean bucket deploy destroy package
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,44 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## Run the worker and the cleanup locally against an embedded S3.
 run: $(STAMP)
 	$(PY) -m devtools.run_local
+
+## Local Lambda loop (README "Local Lambda loop"): embedded S3 on 127.0.0.1:4572 and the
+## app's schedules firing until Ctrl-C; `make invoke NAME=worker < events/worker.json`.
+.PHONY: up invoke
+up: $(STAMP)
+	$(PY) -m devtools up --stage $(or $(STAGE),dev)
+
+invoke: $(STAMP)
+	$(PY) -m devtools invoke $(NAME) --stage $(or $(STAGE),dev)
+
+## Measure the cleanup strategies and the worker: bench/results.json, BENCHMARKS.md.
+## BENCH_ARGS=--large adds 100,000 objects; python -m bench --help lists the rest.
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+## Deploy to AWS (README "Deploy to AWS"). STAGE is a stage in .chalice/config.json.
+STAGE ?= dev
+CHALICE := $(VENV)/bin/chalice
+
+## Path 1: create or update the stage's bucket stack (infra/bucket.json), and wait.
+bucket: $(STAMP)
+	$(PY) -m devtools.bucket_stack deploy --stage $(STAGE)
+
+## Path 1: the bucket stack, then chalice deploy (without stale bytecode in the zip).
+deploy: bucket
+	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
+	PYTHONDONTWRITEBYTECODE=1 $(CHALICE) deploy --stage $(STAGE)
+
+## Path 1: refuse while the bucket holds objects; else chalice delete, then the bucket stack.
+destroy: $(STAMP)
+	$(PY) -m devtools.bucket_stack check-empty --stage $(STAGE)
+	$(CHALICE) delete --stage $(STAGE)
+	$(PY) -m devtools.bucket_stack delete --stage $(STAGE)
+
+## Path 2: one template with the bucket merged in: out/$(STAGE)/{sam.json,deployment.zip}.
+package: $(STAMP)
+	$(PY) -m devtools.package --stage $(STAGE)
 
 ## Lint, then the whole test suite (what CI runs).
 test: $(STAMP) lint

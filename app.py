@@ -10,13 +10,16 @@ from typing import Any
 from chalice import Chalice, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.cleanup import run_cleanup
+from chalicelib.cleanup import CleanupOptions, run_cleanup
+from chalicelib.cleanup_event import dry_run_requested
+from chalicelib.log_safety import keep_credentials_out_of_logs
 from chalicelib.s3 import make_client
-from chalicelib.settings import bucket_name
+from chalicelib.settings import bucket_name, cleanup_max_age
 from chalicelib.worker import run_worker
 
 app = Chalice(app_name="worker-functions")
 app.log.setLevel(logging.INFO)
+keep_credentials_out_of_logs()  # even if the runtime's log level is DEBUG
 
 # Created once per container, during Lambda's init phase, and reused.
 S3 = make_client()
@@ -29,6 +32,9 @@ def worker(event: Any, context: Any) -> dict[str, Any]:
 
 
 @app.schedule(Rate(1, unit=Rate.DAYS), name="cleanup")
-def cleanup(event: CloudWatchEvent) -> dict[str, int]:
-    """Every day: empty the reports bucket."""
-    return run_cleanup(S3, bucket_name(), app.log)
+def cleanup(event: CloudWatchEvent) -> dict[str, Any]:
+    """Every day: delete the reports older than CLEANUP_MAX_AGE (default: all) before
+    the deadline. By hand, ``detail: {"dry_run": true}`` only counts them."""
+    bucket = bucket_name()
+    options = CleanupOptions(cleanup_max_age(), dry_run_requested(event.detail))
+    return run_cleanup(S3, bucket, app.log, options, event.context.get_remaining_time_in_millis)

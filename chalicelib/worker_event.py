@@ -20,7 +20,7 @@ FIELDS = ("source_ip", "time_start", "time_end")
 _RFC3339 = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt]"
     r"(?P<hms>\d{2}:\d{2}:\d{2})(?P<frac>\.\d+)?"
-    r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})",
+    r"(?P<zone>[Zz]|[+-]\d{2}:[0-5]\d)",
     re.ASCII,
 )
 
@@ -48,10 +48,10 @@ class WorkerEvent:
         }
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any, limit: int = 60) -> str:
     """A short, single-line, escaped rendering of a bad value for messages."""
     text = json.dumps(value, ensure_ascii=True, default=repr)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_time(field: str, value: Any) -> datetime:
@@ -63,10 +63,10 @@ def parse_time(field: str, value: Any) -> datetime:
     if match is None:
         raise InvalidEventError(
             field,
-            f"not an RFC 3339 time with a zone (like 2018-02-21T15:00:43.511Z): {_shown(value)}",
+            f"not an RFC 3339 time with a zone (like 2018-02-21T15:00:43.511Z): {shown(value)}",
         )
     if match["hms"].endswith(":60"):
-        raise InvalidEventError(field, f"leap seconds (:60) cannot be represented: {_shown(value)}")
+        raise InvalidEventError(field, f"leap seconds (:60) cannot be represented: {shown(value)}")
     frac = (match["frac"] or ".0")[1:7].ljust(6, "0")  # microseconds, truncated
     zone = match["zone"].upper()
     try:
@@ -77,7 +77,7 @@ def parse_time(field: str, value: Any) -> datetime:
             raise ValueError("offset out of range")
         return parsed.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
-        raise InvalidEventError(field, f"not a valid time ({exc}): {_shown(value)}") from None
+        raise InvalidEventError(field, f"not a valid time ({exc}): {shown(value)}") from None
 
 
 def format_time(value: datetime) -> str:
@@ -94,11 +94,15 @@ def parse_source_ip(value: Any) -> str:
         raise InvalidEventError(
             "source_ip", f"expected an IP address string, got {type(value).__name__}"
         )
+    if "%" in value:  # ipaddress accepts IPv6 zone ids ("fe80::1%<any text>")
+        raise InvalidEventError(
+            "source_ip", f"scoped IPv6 addresses (with a %zone) are not accepted: {shown(value)}"
+        )
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise InvalidEventError(
-            "source_ip", f"not an IPv4 or IPv6 address: {_shown(value)}"
+            "source_ip", f"not an IPv4 or IPv6 address: {shown(value)}"
         ) from None
 
 
@@ -108,7 +112,10 @@ def parse_event(payload: Any) -> WorkerEvent:
         return WorkerEvent()
     if not isinstance(payload, dict):
         raise InvalidEventError("event", f"expected a JSON object, got {type(payload).__name__}")
-    size = len(json.dumps(payload, separators=(",", ":")).encode())
+    try:
+        size = len(json.dumps(payload, separators=(",", ":")).encode())
+    except RecursionError:  # json.loads accepted it a few stack frames higher up
+        raise InvalidEventError("event", "payload is nested too deeply") from None
     if size > MAX_EVENT_BYTES:
         raise InvalidEventError(
             "event", f"payload is {size} bytes, over the {MAX_EVENT_BYTES}-byte limit"
@@ -116,8 +123,8 @@ def parse_event(payload: Any) -> WorkerEvent:
     unknown = sorted(set(payload) - set(FIELDS))
     if unknown:
         name = unknown[0]
-        shown = name if re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name) else _shown(name)
-        raise InvalidEventError(shown, f"unknown field (expected only {', '.join(FIELDS)})")
+        label = name if re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name) else shown(name)
+        raise InvalidEventError(label, f"unknown field (expected only {', '.join(FIELDS)})")
     parsers = {
         "source_ip": parse_source_ip,
         "time_start": lambda value: parse_time("time_start", value),

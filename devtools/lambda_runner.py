@@ -1,19 +1,56 @@
 """Invoke a Chalice app's functions in-process the way Lambda would, and
-print what Lambda prints (START / log lines / END / REPORT)."""
+print what Lambda prints (START / log lines / END / REPORT).
 
+The handler runs in a worker thread and the caller waits for the stage's
+``lambda_timeout``. Past it the invocation is reported as Lambda reports it
+(``Task timed out after 15.00 seconds``) and the caller moves on. Python cannot
+kill a thread, so the abandoned handler keeps running in the background until it
+returns by itself (its thread is a daemon: it never holds the process open);
+Lambda would have frozen and discarded the whole sandbox instead.
+"""
+
+import json
 import logging
 import math
 import resource
+import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from chalice import Chalice
 from chalice.cli.factory import CLIFactory
+from chalice.config import Config
+from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
 from chalice.local import LambdaContext
-from chalice.test import TestLambdaClient
+from chalice.test import FunctionNotFoundError, TestLambdaClient
+
+_DEVTOOLS = str(Path(__file__).resolve().parent)
+
+
+class MarshalError(Exception):
+    """The function returned something Lambda cannot serialise to JSON."""
+
+    error_type = "Runtime.MarshalError"
+
+
+def lambda_time(moment: datetime) -> str:
+    """Lambda's timestamp style: ``2026-11-26T16:47:31.929Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """One line (or one multi-line message) of an invocation's log, as Lambda stores it."""
+
+    timestamp: datetime
+    message: str
 
 
 @dataclass
@@ -21,43 +58,105 @@ class Invocation:
     function_name: str
     request_id: str
     memory_size: int
+    timeout_s: int
     result: Any = None
     error: BaseException | None = None
-    logs: list[str] = field(default_factory=list)
+    timed_out: bool = False
+    events: list[LogEvent] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ended_at: datetime | None = None
     duration_ms: float = 0.0
     max_memory_mb: int = 0
 
     @property
+    def failed(self) -> bool:
+        return self.timed_out or self.error is not None
+
+    @property
+    def logs(self) -> list[str]:
+        """The lines between START and END: ``app.log`` output, then any ``[ERROR]`` entry."""
+        return [event.message for event in self.events]
+
+    @property
     def billed_ms(self) -> int:
+        if self.timed_out:
+            return self.timeout_s * 1000
         return math.ceil(self.duration_ms)
 
-    def lambda_lines(self) -> list[str]:
+    def timeout_message(self) -> str:
+        ended = self.ended_at or self.started_at
+        return (
+            f"{lambda_time(ended)} {self.request_id} "
+            f"Task timed out after {self.timeout_s:.2f} seconds"
+        )
+
+    def lambda_events(self) -> list[LogEvent]:
+        """Everything Lambda writes to the log stream for this invocation."""
         rid = self.request_id
-        return [
-            f"START RequestId: {rid} Version: $LATEST",
-            *self.logs,
-            f"END RequestId: {rid}",
-            f"REPORT RequestId: {rid}  Duration: {self.duration_ms:.2f} ms  "
-            f"Billed Duration: {self.billed_ms} ms  Memory Size: {self.memory_size} MB  "
-            f"Max Memory Used: {self.max_memory_mb} MB",
+        ended = self.ended_at or self.started_at
+        lines = [
+            LogEvent(self.started_at, f"START RequestId: {rid} Version: $LATEST"),
+            *self.events,
+            LogEvent(ended, f"END RequestId: {rid}"),
+            LogEvent(
+                ended,
+                f"REPORT RequestId: {rid}  Duration: {self.duration_ms:.2f} ms  "
+                f"Billed Duration: {self.billed_ms} ms  Memory Size: {self.memory_size} MB  "
+                f"Max Memory Used: {self.max_memory_mb} MB",
+            ),
         ]
+        if self.timed_out:
+            lines.append(LogEvent(ended, self.timeout_message()))
+        return lines
+
+    def lambda_lines(self) -> list[str]:
+        return [event.message for event in self.lambda_events()]
 
     def error_document(self) -> dict[str, Any]:
+        """The payload Lambda returns for a failed invocation."""
+        if self.timed_out:
+            return {"errorMessage": self.timeout_message()}
         assert self.error is not None
         return {
             "errorMessage": str(self.error),
-            "errorType": type(self.error).__name__,
-            "stackTrace": traceback.format_tb(self.error.__traceback__),
+            "errorType": getattr(self.error, "error_type", type(self.error).__name__),
+            "stackTrace": _stack_trace(self.error),
         }
 
 
-class _ListHandler(logging.Handler):
-    def __init__(self, sink: list[str]) -> None:
+def _stack_trace(error: BaseException) -> list[str]:
+    """The traceback from the handler down, without this runner's own frames
+    (Lambda's starts at the handler too)."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith(_DEVTOOLS)
+    ]
+    return traceback.format_list(frames)
+
+
+def _unmarshallable(result: Any) -> MarshalError | None:
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        return MarshalError(f"Unable to marshal response: {exc}")
+    return None
+
+
+def _error_log(error: BaseException) -> str:
+    """The ``[ERROR]`` entry Lambda's Python runtime logs for an unhandled error."""
+    kind = getattr(error, "error_type", type(error).__name__)
+    trace = "".join(_stack_trace(error))
+    return f"[ERROR] {kind}: {error}\nTraceback (most recent call last):\n{trace}".rstrip("\n")
+
+
+class _EventHandler(logging.Handler):
+    def __init__(self, sink: list[LogEvent]) -> None:
         super().__init__()
         self.sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(self.format(record))
+        self.sink.append(LogEvent(datetime.fromtimestamp(record.created, UTC), self.format(record)))
 
 
 class ConfiguredLambdaClient(TestLambdaClient):
@@ -65,48 +164,111 @@ class ConfiguredLambdaClient(TestLambdaClient):
     ``lambda_timeout`` (chalice's hard-codes 3,000 ms) and a request id known
     before the call, so the START line can name it."""
 
+    def handler_for(self, function_name: str) -> Callable[[Any, Any], Any]:
+        if function_name not in self._app.handler_map:
+            raise FunctionNotFoundError(function_name)
+        return self._app.handler_map[function_name]
+
+    def settings(self, function_name: str) -> tuple[int, int]:
+        """``(lambda_timeout in s, lambda_memory_size in MB)``, chalice's defaults if unset."""
+        scoped = self._config.scope(self._config.chalice_stage, function_name)
+        return (
+            scoped.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
+            scoped.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
+        )
+
+    def context_for(self, function_name: str, request_id: str) -> LambdaContext:
+        timeout_s, memory_size = self.settings(function_name)
+        context = LambdaContext(
+            function_name, memory_size=memory_size, max_runtime_ms=timeout_s * 1000
+        )
+        context.aws_request_id = request_id
+        return context
+
+    @contextmanager
+    def function_environment(self, function_name: str) -> Iterator[None]:
+        """The function's environment variables from config.json, for the call."""
+        scoped = self._config.scope(self._config.chalice_stage, function_name)
+        with self._patched_env_vars(scoped.environment_variables):
+            yield
+
     def invoke_with_context(
         self, function_name: str, payload: Any, request_id: str
     ) -> tuple[Any, LambdaContext]:
-        scoped = self._config.scope(self._config.chalice_stage, function_name)
-        context = LambdaContext(
-            function_name,
-            memory_size=scoped.lambda_memory_size,
-            max_runtime_ms=scoped.lambda_timeout * 1000,
-        )
-        context.aws_request_id = request_id
-        handler = self._app.handler_map[function_name]
-        with self._patched_env_vars(scoped.environment_variables):
+        """Call the handler synchronously in this thread (no timeout)."""
+        handler = self.handler_for(function_name)
+        context = self.context_for(function_name, request_id)
+        with self.function_environment(function_name):
             return handler(payload, context), context
 
 
 class LocalLambda:
     """Runs an app's functions with a stage's config.json settings applied."""
 
-    def __init__(self, app: Chalice, stage: str = "dev", project_dir: str = ".") -> None:
+    def __init__(
+        self,
+        app: Chalice,
+        stage: str = "dev",
+        project_dir: str = ".",
+        config: Config | None = None,
+    ) -> None:
         self.app = app
-        self.config = CLIFactory(project_dir).create_config_obj(chalice_stage_name=stage)
+        self.config = config or CLIFactory(project_dir).create_config_obj(chalice_stage_name=stage)
         self.client = ConfiguredLambdaClient(app, self.config)
 
     def invoke(self, function_name: str, payload: Any = None) -> Invocation:
-        scoped = self.config.scope(self.config.chalice_stage, function_name)
-        invocation = Invocation(function_name, str(uuid.uuid4()), scoped.lambda_memory_size)
-        capture = _ListHandler(invocation.logs)
-        capture.setFormatter(logging.Formatter(Chalice.FORMAT_STRING))
-        saved = self.app.log.handlers[:]
-        self.app.log.handlers[:] = [capture]
-        started = time.perf_counter()
-        try:
-            invocation.result, _ = self.client.invoke_with_context(
-                function_name, payload, invocation.request_id
-            )
-        except Exception as exc:
-            invocation.error = exc
-            invocation.logs.append(f"[ERROR] {type(exc).__name__}: {exc}")
-        finally:
+        """Run one invocation; never raises for the function's own errors or timeout.
+
+        Raises ``FunctionNotFoundError`` for an unknown name, before anything runs.
+        """
+        handler = self.client.handler_for(function_name)
+        timeout_s, memory_size = self.client.settings(function_name)
+        request_id = str(uuid.uuid4())
+        invocation = Invocation(function_name, request_id, memory_size, timeout_s)
+        context = self.client.context_for(function_name, request_id)
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome["result"] = handler(payload, context)
+            except BaseException as exc:  # Lambda reports SystemExit etc. as errors too
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        with (
+            self._captured_logs(invocation.events),
+            self.client.function_environment(function_name),
+        ):
+            invocation.started_at = datetime.now(UTC)
+            started = time.perf_counter()
+            worker = threading.Thread(target=run, name=f"lambda-{request_id}", daemon=True)
+            worker.start()
+            finished = done.wait(timeout_s)
             invocation.duration_ms = (time.perf_counter() - started) * 1000
-            self.app.log.handlers[:] = saved
+            invocation.ended_at = datetime.now(UTC)
         invocation.max_memory_mb = math.ceil(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         )
+        if not finished:
+            invocation.timed_out = True
+            return invocation
+        invocation.error = outcome.get("error") or _unmarshallable(outcome.get("result"))
+        if invocation.error is None:
+            invocation.result = outcome.get("result")
+        else:
+            invocation.events.append(LogEvent(invocation.ended_at, _error_log(invocation.error)))
         return invocation
+
+    @contextmanager
+    def _captured_logs(self, sink: list[LogEvent]) -> Iterator[None]:
+        """Route ``app.log`` into the invocation (as Lambda routes it to CloudWatch)."""
+        capture = _EventHandler(sink)
+        capture.setFormatter(logging.Formatter(Chalice.FORMAT_STRING))
+        saved = self.app.log.handlers[:]
+        self.app.log.handlers[:] = [capture]
+        try:
+            yield
+        finally:
+            self.app.log.handlers[:] = saved

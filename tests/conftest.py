@@ -6,6 +6,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,55 @@ def seed_objects(bucket: str, count: int, prefix: str = "reports/seed/") -> list
     for key in keys:
         backend.put_object(bucket, key, b"{}")
     return keys
+
+
+@pytest.fixture
+def lambda_handler(app_module: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Call the app's registered handlers as Lambda's runtime does, safe from many threads.
+
+    ``chalice.test.Client`` swaps ``os.environ`` around every invoke, which
+    races between threads; here the dev stage's environment is set once for
+    the test, and each call gets its own ``LambdaContext`` (its own request id,
+    the stage's timeout and memory size).
+    """
+    from chalice.cli.factory import CLIFactory
+    from chalice.local import LambdaContext
+
+    config = CLIFactory(str(PROJECT)).create_config_obj(chalice_stage_name="dev")
+    for name, value in config.environment_variables.items():
+        monkeypatch.setenv(name, value)
+
+    def invoke(function_name: str, payload: Any, request_id: str | None = None) -> Any:
+        scoped = config.scope("dev", function_name)
+        context = LambdaContext(
+            function_name,
+            memory_size=scoped.lambda_memory_size,
+            max_runtime_ms=scoped.lambda_timeout * 1000,
+        )
+        if request_id is not None:
+            context.aws_request_id = request_id
+        return app_module.app.handler_map[function_name](payload, context)
+
+    return invoke
+
+
+def age_objects(bucket: str, keys: list[str], age: timedelta) -> None:
+    """Backdate objects' LastModified in the in-process moto backend (S3 has no API for it)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    when = datetime.now(UTC).replace(tzinfo=None) - age  # moto keeps naive UTC times
+    for key in keys:
+        backend.get_object(bucket, key).last_modified = when
+
+
+@pytest.fixture
+def counted_requests(app_module: Any) -> Iterator[Any]:
+    """The app client's HTTP requests by operation (``.counts``), counted safely across
+    threads (the cleanup deletes from a pool), with the hook the benchmark uses."""
+    from bench.instrument import RequestCounter
+
+    counter = RequestCounter().attach(app_module.S3)
+    yield counter
+    counter.detach(app_module.S3)

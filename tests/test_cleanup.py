@@ -1,15 +1,48 @@
-"""The daily cleanup: paginated listing, 1,000-key batches, failures surfaced."""
+"""The daily cleanup: pipelined 1,000-key batches, failures surfaced, retention,
+dry run, and the Lambda deadline."""
 
 import json
+import logging
 import math
+import shutil
+import uuid
+from datetime import timedelta
+from typing import Any
 
+import boto3
 import pytest
-from botocore.stub import Stubber
+from chalice.cli.factory import CLIFactory
 
+from bench.instrument import SimulatedRoundTrip
 from chalicelib.cleanup import CleanupError, empty_bucket
-from tests.conftest import PROJECT, object_keys, seed_objects
+from chalicelib.s3 import CLIENT_CONFIG
+from chalicelib.settings import ConfigurationError, parse_duration
+from chalicelib.worker_event import InvalidEventError
+from devtools.lambda_runner import ConfiguredLambdaClient
+from tests.conftest import PROJECT, age_objects, object_keys, seed_objects
+from tests.faultproxy import Fault, fault_proxy
 
 SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
+
+
+def scheduled(detail: object) -> dict:
+    return {**SCHEDULED_EVENT, "detail": detail}
+
+
+@pytest.fixture
+def run_cleanup(app_module: Any) -> Any:
+    """Invoke the cleanup with the dev stage's config and a context of its 15 s timeout.
+
+    chalice's test client hard-codes 3 s, which a loaded machine can make too
+    short for a few thousand objects: the cleanup would (rightly) stop early.
+    """
+    config = CLIFactory(str(PROJECT)).create_config_obj(chalice_stage_name="dev")
+    client = ConfiguredLambdaClient(app_module.app, config)
+
+    def invoke(payload: dict = SCHEDULED_EVENT) -> dict:
+        return client.invoke_with_context("cleanup", payload, str(uuid.uuid4()))[0]
+
+    return invoke
 
 
 def test_scheduled_event_payload_is_eventbridge_shaped():
@@ -20,9 +53,12 @@ def test_scheduled_event_payload_is_eventbridge_shaped():
     assert SCHEDULED_EVENT["detail-type"] == "Scheduled Event"
     assert SCHEDULED_EVENT["source"] == "aws.events"
     assert SCHEDULED_EVENT["resources"][0].endswith(":rule/worker-functions-dev-cleanup-event")
+    assert SCHEDULED_EVENT["detail"] == {}
 
 
-def test_cleanup_receives_the_payload_as_a_cloudwatch_event(app_module, chalice_client, bucket):
+def test_cleanup_receives_the_payload_as_a_cloudwatch_event(
+    app_module, chalice_client, bucket, monkeypatch
+):
     seen = []
     handler = app_module.app.handler_map["cleanup"]
     original = handler.func
@@ -31,83 +67,271 @@ def test_cleanup_receives_the_payload_as_a_cloudwatch_event(app_module, chalice_
         seen.append(event)
         return original(event)
 
-    handler.func = spy
-    try:
-        chalice_client.lambda_.invoke("cleanup", SCHEDULED_EVENT)
-    finally:
-        handler.func = original
+    monkeypatch.setattr(handler, "func", spy)
+    # chalice builds (and caches) the wrapped handler on the first call: rebuild it.
+    monkeypatch.setattr(handler, "handler", None)
+    chalice_client.lambda_.invoke("cleanup", SCHEDULED_EVENT)
     event = seen[0]
     assert event.detail_type == "Scheduled Event"
     assert event.resources == SCHEDULED_EVENT["resources"]
     assert event.context.function_name == "cleanup"
 
 
-def test_cleanup_of_an_empty_bucket(chalice_client, bucket, s3_requests):
+def test_cleanup_of_an_empty_bucket(chalice_client, bucket, counted_requests):
     summary = chalice_client.lambda_.invoke("cleanup", SCHEDULED_EVENT).payload
-    assert summary["deleted"] == 0 and summary["failed"] == 0
+    assert summary == {
+        "dry_run": False, "complete": True, "listed": 0, "kept": 0, "due": 0, "deleted": 0,
+        "failed": 0, "remaining_at_least": 0, "requests": 1,
+        "slowest_request_ms": summary["slowest_request_ms"], "elapsed_ms": summary["elapsed_ms"],
+    }  # fmt: skip
     assert summary["elapsed_ms"] >= 0
-    assert dict(s3_requests) == {"ListObjectsV2": 1}
+    assert counted_requests.counts == {"ListObjectsV2": 1}
 
 
 @pytest.mark.parametrize("count", [999, 1000, 2345])
 def test_cleanup_costs_two_requests_per_started_thousand(
-    chalice_client, s3, bucket, s3_requests, count
+    run_cleanup, s3, bucket, counted_requests, count
 ):
     seed_objects(bucket, count)
-    summary = chalice_client.lambda_.invoke("cleanup", SCHEDULED_EVENT).payload
-    assert summary["deleted"] == count and summary["failed"] == 0
+    summary = run_cleanup()
+    assert summary["deleted"] == summary["listed"] == summary["due"] == count
+    assert summary["failed"] == 0 and summary["complete"] is True
     assert object_keys(s3, bucket) == []
     batches = math.ceil(count / 1000)
-    assert s3_requests["DeleteObjects"] == batches
-    assert s3_requests["ListObjectsV2"] == batches
-    assert sum(s3_requests.values()) == 2 * batches
+    assert counted_requests.counts == {"ListObjectsV2": batches, "DeleteObjects": batches}
+    assert summary["requests"] == 2 * batches
 
 
-def test_listing_errors_fail_the_cleanup(chalice_client, s3, s3_requests):
+def test_listing_errors_fail_the_cleanup(chalice_client, s3, counted_requests):
     # The stage's bucket does not exist: ListObjectsV2 answers NoSuchBucket.
     with pytest.raises(CleanupError, match="listing s3://worker-functions-reports-dev failed"):
         chalice_client.lambda_.invoke("cleanup", SCHEDULED_EVENT)
 
 
-def page(keys):
-    return {"Contents": [{"Key": k} for k in keys], "KeyCount": len(keys)}
+def _client_for(endpoint: str) -> Any:
+    """The production client's configuration, pointed at ``endpoint``."""
+    return boto3.client("s3", endpoint_url=endpoint, config=CLIENT_CONFIG)
 
 
-def test_per_key_delete_errors_are_collected_across_every_batch(app_module):
-    # moto never reports per-key errors for plain-key deletes, so the two
-    # DeleteObjects answers are stubbed here (the fault proxy tests cover the
-    # same over HTTP). The stub also checks each batch's exact request.
-    s3 = app_module.make_client()
-    first, second = [f"a/{i}" for i in range(1000)], [f"b/{i}" for i in range(7)]
-    errors = [
-        {"Key": f"a/{i}", "Code": "AccessDenied", "Message": "Access Denied"} for i in range(6)
-    ]
-    with Stubber(s3) as stub:
-        stub.add_response(
-            "list_objects_v2",
-            {**page(first), "IsTruncated": True, "NextContinuationToken": "t"},
-            {"Bucket": "b"},
-        )
-        stub.add_response(
-            "delete_objects",
-            {"Errors": errors},
-            {"Bucket": "b", "Delete": {"Objects": [{"Key": k} for k in first], "Quiet": True}},
-        )
-        stub.add_response(
-            "list_objects_v2", {**page(second), "IsTruncated": False},
-            {"Bucket": "b", "ContinuationToken": "t"},
-        )  # fmt: skip
-        stub.add_response(
-            "delete_objects",
-            {"Errors": [{"Key": "b/3", "Code": "InternalError", "Message": "try again"}]},
-            {"Bucket": "b", "Delete": {"Objects": [{"Key": k} for k in second], "Quiet": True}},
-        )
+def test_per_key_delete_errors_are_collected_across_every_batch(s3_server, s3, bucket):
+    # moto never fails single keys of a DeleteObjects; the fault proxy does, over
+    # HTTP: the failing keys are left out of what reaches moto and reported as <Error>.
+    seed_objects(bucket, 2345)
+    fail_some = Fault("fail_keys", 1.0, frozenset({"DeleteObjects"}), key_rate=0.01)
+    with fault_proxy(s3_server, [fail_some], seed=6) as proxy:
         with pytest.raises(CleanupError) as raised:
-            empty_bucket(s3, "b")
-        stub.assert_no_pending_responses()
+            empty_bucket(_client_for(proxy.url), bucket)
+        proxy.wait_idle()
+        failed = proxy.failed_keys()
+    result = raised.value.result
+    assert proxy.log.requests["DeleteObjects"] == 3  # every batch was attempted
+    assert 0 < len(failed) < 2345
+    assert sorted(f.key for f in result.failures) == sorted(failed)
+    assert {f.code for f in result.failures} == {"AccessDenied"}
+    assert result.deleted == 2345 - len(failed)
+    assert sorted(object_keys(s3, bucket)) == sorted(failed)  # really not deleted
     message = str(raised.value)
-    assert message.startswith("7 objects could not be deleted from s3://b (1000 deleted): ")
-    assert '"a/0" (AccessDenied: Access Denied)' in message
-    assert "and 2 more" in message
-    assert raised.value.result.summary()["failed"] == 7
-    assert [f.key for f in raised.value.result.failures][-1] == "b/3"
+    deleted = result.deleted
+    assert message.startswith(
+        f"{len(failed)} objects could not be deleted from s3://{bucket} ({deleted} deleted): "
+    )
+    assert "(AccessDenied: Access Denied)" in message
+    assert f"and {len(failed) - 5} more" in message
+
+
+def test_a_failed_delete_request_fails_its_keys_and_the_others_still_go(s3_server, s3, bucket):
+    seed_objects(bucket, 1500)
+    every_delete = Fault("internal", 1.0, frozenset({"DeleteObjects"}))
+    with fault_proxy(s3_server, [every_delete]) as proxy:
+        with pytest.raises(CleanupError) as raised:
+            empty_bucket(_client_for(proxy.url), bucket)
+        proxy.wait_idle()
+    result = raised.value.result
+    assert len(result.failures) == 1500 and result.deleted == 0
+    assert {f.code for f in result.failures} == {"InternalError"}
+    assert len(object_keys(s3, bucket)) == 1500
+    assert proxy.log.requests["DeleteObjects"] == 2 * 3  # two batches, three attempts each
+
+
+# --- retention (CLEANUP_MAX_AGE) and dry run ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0", timedelta(0)),
+        ("86400", timedelta(days=1)),
+        ("90.5", timedelta(seconds=90.5)),
+        ("PT1H", timedelta(hours=1)),
+        ("pt90m", timedelta(minutes=90)),
+        ("P1D", timedelta(days=1)),
+        ("P1DT12H", timedelta(days=1, hours=12)),
+        ("P2W", timedelta(weeks=2)),
+        ("PT1.5S", timedelta(seconds=1.5)),
+        (" P7D ", timedelta(days=7)),
+    ],
+)
+def test_max_age_accepts_seconds_and_iso_8601_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("P1M", "years and months have no fixed length"),
+        ("P1Y", "years and months have no fixed length"),
+        ("-60", "expected seconds or an ISO 8601 duration"),
+        ("1 day", "expected seconds or an ISO 8601 duration"),
+        ("P", "expected seconds or an ISO 8601 duration"),
+        ("PT", "expected seconds or an ISO 8601 duration"),
+        ("P1DT", "expected seconds or an ISO 8601 duration"),
+        ("PT0.5S", "must be 0 or at least 1 second"),
+    ],
+)
+def test_a_bad_max_age_is_a_configuration_error_before_any_request(
+    chalice_client, s3, bucket, counted_requests, monkeypatch, text, problem
+):
+    seed_objects(bucket, 3)
+    monkeypatch.setenv("CLEANUP_MAX_AGE", text)
+    with pytest.raises(ConfigurationError, match=f"CLEANUP_MAX_AGE: {problem}"):
+        chalice_client.lambda_.invoke("cleanup", SCHEDULED_EVENT)
+    assert counted_requests.total == 0
+    assert len(object_keys(s3, bucket)) == 3
+
+
+def test_max_age_keeps_younger_reports(run_cleanup, s3, bucket, monkeypatch):
+    old = seed_objects(bucket, 1200, prefix="reports/2026-01-01/")
+    new = seed_objects(bucket, 300, prefix="reports/2026-01-03/")
+    age_objects(bucket, old, timedelta(days=2))
+    age_objects(bucket, new, timedelta(hours=23))
+    monkeypatch.setenv("CLEANUP_MAX_AGE", "P1D")
+    summary = run_cleanup()
+    assert (summary["listed"], summary["kept"], summary["due"], summary["deleted"]) == (
+        1500, 300, 1200, 1200,
+    )  # fmt: skip
+    assert summary["complete"] is True and summary["remaining_at_least"] == 0
+    assert sorted(object_keys(s3, bucket)) == new
+
+
+@pytest.mark.parametrize(
+    ("max_age", "detail"),
+    [("PT1H", {}), ("0", {"dry_run": True}), ("PT1H", {"dry_run": True})],
+    ids=["retention", "dry-run", "dry-run-retention"],
+)
+def test_objects_written_during_a_run_are_kept(
+    app_module, run_cleanup, s3, bucket, monkeypatch, max_age, detail
+):
+    old = seed_objects(bucket, 2500, prefix="reports/2026-01-01/")
+    age_objects(bucket, old, timedelta(days=2))
+    monkeypatch.setenv("CLEANUP_MAX_AGE", max_age)
+    written = []
+
+    def write_during_the_run(event_name, **_):
+        if event_name.endswith("ListObjectsV2") and len(written) < 2:
+            # Sorts after everything listed so far, so the listing reaches it.
+            key = f"reports/2026-12-31/{uuid.uuid4()}.json"
+            s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+            written.append(key)
+
+    app_module.S3.meta.events.register("before-send.s3", write_during_the_run, "during-run")
+    try:
+        summary = run_cleanup(scheduled(detail))
+    finally:
+        app_module.S3.meta.events.unregister("before-send.s3", unique_id="during-run")
+    left = set(object_keys(s3, bucket))
+    assert set(written) <= left and len(written) == 2
+    assert summary["dry_run"] is bool(detail)
+    assert summary["listed"] == 2502
+    if detail:  # a dry run deletes nothing and counts what it would delete
+        assert left == set(old) | set(written)
+        assert summary["deleted"] == 0
+        assert summary["due"] == summary["remaining_at_least"] == (2500 if max_age != "0" else 2502)
+    else:
+        assert left == set(written)
+        assert (summary["kept"], summary["due"], summary["deleted"]) == (2, 2500, 2500)
+
+
+def test_dry_run_sends_no_delete_and_says_so(
+    app_module, run_cleanup, s3, bucket, counted_requests, caplog
+):
+    keys = seed_objects(bucket, 1500)
+    with caplog.at_level(logging.INFO, logger=app_module.app.log.name):
+        summary = run_cleanup(scheduled({"dry_run": True}))
+    assert counted_requests.counts == {"ListObjectsV2": 2}
+    assert sorted(object_keys(s3, bucket)) == keys
+    assert (summary["due"], summary["deleted"], summary["remaining_at_least"]) == (1500, 0, 1500)
+    assert "Cleanup dry run, nothing deleted: " in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("detail", "field", "problem"),
+    [
+        ({"dry_run": "yes"}, "detail.dry_run", 'expected true or false, got "yes"'),
+        ({"dry_run": 1}, "detail.dry_run", "expected true or false, got 1"),
+        ({"dry_rn": True}, "detail", 'unknown option "dry_rn" (expected only dry_run)'),
+        (["dry_run"], "detail", "expected a JSON object, got list"),
+    ],
+)
+def test_bad_detail_is_refused_before_any_request(
+    chalice_client, s3, bucket, counted_requests, detail, field, problem
+):
+    keys = seed_objects(bucket, 5)
+    with pytest.raises(InvalidEventError) as raised:
+        chalice_client.lambda_.invoke("cleanup", scheduled(detail))
+    assert raised.value.field == field
+    assert str(raised.value) == f"{field}: {problem}"
+    assert counted_requests.total == 0
+    assert object_keys(s3, bucket) == keys
+
+
+# --- the deadline ---------------------------------------------------------------------
+
+
+def test_no_time_for_a_request_means_none_is_started(s3, bucket, app_module, counted_requests):
+    seed_objects(bucket, 10)
+    result = empty_bucket(app_module.S3, bucket, remaining_ms=lambda: 300)
+    assert result.complete is False and result.requests == 0
+    assert counted_requests.total == 0
+
+
+def short_timeout_client(app_module, tmp_path, seconds: int) -> ConfiguredLambdaClient:
+    """The dev stage with ``lambda_timeout`` set to ``seconds``, from a copy of .chalice/."""
+    shutil.copytree(PROJECT / ".chalice", tmp_path / ".chalice")
+    config_file = tmp_path / ".chalice" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["lambda_timeout"] = seconds
+    config_file.write_text(json.dumps(config))
+    chalice_config = CLIFactory(str(tmp_path)).create_config_obj(chalice_stage_name="dev")
+    return ConfiguredLambdaClient(app_module.app, chalice_config)
+
+
+def test_a_bucket_too_big_for_one_run_is_emptied_by_the_next_runs(
+    app_module, s3, bucket, tmp_path, caplog
+):
+    # 10,000 objects take 10 list pages, one after the other. With a 250 ms round
+    # trip the 10th cannot start before 2,250 ms, when less than the margin for a
+    # list and its delete (250 + 3 x 250 ms) is left of a 3 s timeout. (With 2 s,
+    # a loaded machine can make one list page so slow that no delete fits after it.)
+    count = 10_000
+    seed_objects(bucket, count)
+    client = short_timeout_client(app_module, tmp_path, seconds=3)
+    round_trip = SimulatedRoundTrip(0.25).attach(app_module.S3)
+    runs = []
+    try:
+        with caplog.at_level(logging.INFO, logger=app_module.app.log.name):
+            while not runs or not runs[-1][0]["complete"]:
+                assert len(runs) < 15, f"no progress: {runs}"
+                summary, context = client.invoke_with_context(
+                    "cleanup", SCHEDULED_EVENT, str(uuid.uuid4())
+                )
+                runs.append((summary, context.get_remaining_time_in_millis()))
+    finally:
+        round_trip.detach(app_module.S3)
+    first = runs[0][0]
+    assert first["complete"] is False and 0 < first["deleted"] < count
+    assert first["remaining_at_least"] == first["due"] - first["deleted"]
+    assert all(left > 0 for _, left in runs), runs  # each returned before its deadline
+    assert all(summary["failed"] == 0 for summary, _ in runs)
+    assert sum(summary["deleted"] for summary, _ in runs) == count
+    assert object_keys(s3, bucket) == []
+    assert "Cleanup stopped at the deadline, next run continues: " in caplog.text

@@ -92,6 +92,7 @@ BAD_INPUTS = [
     pytest.param({"source_ip": 1234}, "source_ip", "expected an IP address string", id="ip-type"),
     pytest.param({"source_ip": "300.1.2.3"}, "source_ip", "not an IPv4 or IPv6", id="ip-bad"),
     pytest.param({"source_ip": ""}, "source_ip", "not an IPv4 or IPv6", id="ip-empty"),
+    pytest.param({"source_ip": "fe80::1%eth0\n"}, "source_ip", "scoped IPv6", id="ip-zone"),
     pytest.param({"time_start": 1519225243}, "time_start", "expected an RFC 3339", id="ts-type"),
     pytest.param({"time_start": "yesterday"}, "time_start", "not an RFC 3339", id="ts-text"),
     pytest.param({"time_start": "2018-02-21T15:00:43"}, "time_start", "with a zone", id="no-zone"),

@@ -1,0 +1,1 @@
+"""``make bench``: what the cleanup and the worker cost, measured (never deployed)."""

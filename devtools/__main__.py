@@ -1,0 +1,7 @@
+"""``python -m devtools``: the local Lambda loop (see devtools/cli.py)."""
+
+import sys
+
+from devtools.cli import main
+
+sys.exit(main())

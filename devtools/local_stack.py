@@ -1,0 +1,210 @@
+"""What the local commands share: the project (config.json, stage, app), the S3
+they run against, and the state file through which ``invoke`` finds a running ``up``.
+
+Which S3, in order: ``AWS_ENDPOINT_URL_S3`` when set (used as is, nothing
+created); else the embedded S3 of a running ``up`` (found through
+``<state dir>/up.json``); else, for ``invoke`` only, an ephemeral embedded S3
+that lives for that one invocation. In an embedded S3 the stage's buckets are
+created: the values of the environment variables named ``BUCKET`` or ending in
+``_BUCKET`` / ``_BUCKET_NAME`` in the stage's config.
+"""
+
+import contextlib
+import json
+import os
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from chalice import Chalice
+from chalice.cli.factory import CLIFactory
+from chalice.config import Config
+
+from devtools.embedded_s3 import embedded_s3, ensure_region, point_aws_at
+
+DEFAULT_PORT = 4572  # `up`'s embedded S3 on 127.0.0.1 (LocalStack's old S3 port)
+STATE_FILE = "up.json"
+LOG_FILE = "logs.jsonl"
+_BUCKET_VARIABLE = re.compile(r"(.+_)?BUCKET(_NAME)?")
+
+
+class UsageError(Exception):
+    """Bad input to a command: reported on stderr, exit status 2, nothing run."""
+
+
+@dataclass
+class Project:
+    project_dir: Path
+    stage: str
+    state_dir: Path
+    config: Config
+    raw_config: dict[str, Any]
+
+    @classmethod
+    def open(cls, project_dir: Path, stage: str, state_dir: Path | None = None) -> "Project":
+        config_file = project_dir / ".chalice" / "config.json"
+        if not (project_dir / "app.py").is_file() or not config_file.is_file():
+            raise UsageError(
+                f"{project_dir} is not a Chalice project (needs app.py and .chalice/config.json)"
+            )
+        try:
+            raw = json.loads(config_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{config_file}: not valid JSON: {exc}") from None
+        stages = sorted(raw.get("stages", {}))
+        if stage not in stages:
+            raise UsageError(
+                f"stage {stage!r} is not in {config_file} (stages: {', '.join(stages) or 'none'})"
+            )
+        factory = CLIFactory(str(project_dir))
+        config = factory.create_config_obj(chalice_stage_name=stage)
+        return cls(project_dir, stage, state_dir or project_dir / ".local", config, raw)
+
+    @property
+    def app_name(self) -> str:
+        return self.config.app_name
+
+    @property
+    def logs_path(self) -> Path:
+        return self.state_dir / LOG_FILE
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def load_app(self) -> Chalice:
+        """Import app.py the way ``chalice local`` does, with the stage's environment."""
+        try:
+            factory = CLIFactory(str(self.project_dir))
+            return factory.load_chalice_app(environment_variables=self.config.environment_variables)
+        except RuntimeError as exc:  # chalice wraps a SyntaxError in app.py this way
+            raise UsageError(str(exc)) from None
+
+    def bucket_names(self) -> list[str]:
+        stage = self.raw_config["stages"][self.stage]
+        scopes = [self.raw_config, stage]
+        for functions in (self.raw_config.get("lambda_functions"), stage.get("lambda_functions")):
+            scopes.extend((functions or {}).values())
+        names = {
+            value
+            for scope in scopes
+            for key, value in (scope.get("environment_variables") or {}).items()
+            if _BUCKET_VARIABLE.fullmatch(key) and value
+        }
+        return sorted(names)
+
+
+def region() -> str:
+    ensure_region()
+    return os.environ.get("AWS_REGION") or os.environ["AWS_DEFAULT_REGION"]
+
+
+def create_buckets(names: list[str]) -> None:
+    s3 = boto3.client("s3", region_name=region())
+    for name in names:
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=name)
+
+
+def ensure_port_free(port: int) -> None:
+    """ThreadedMotoServer hangs if its port is taken: check first, fail clearly."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise UsageError(
+                f"127.0.0.1:{port} is in use ({exc.strerror}): is another `up` running? "
+                "Choose another port with --port"
+            ) from None
+
+
+def _answers(endpoint: str) -> bool:
+    host, _, port = endpoint.removeprefix("http://").partition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def running_up(state_path: Path) -> dict[str, Any] | None:
+    """The state a live ``up`` wrote, or None (no file, or a stale one)."""
+    try:
+        state = json.loads(state_path.read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if _answers(str(state.get("endpoint", ""))) else None
+
+
+def write_state(state_path: Path, endpoint: str, stage: str) -> None:
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps({"pid": os.getpid(), "endpoint": endpoint, "stage": stage}))
+
+
+def remove_state(state_path: Path) -> None:
+    """Remove the state file if it is this process's (another `up` may have replaced it)."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        if json.loads(state_path.read_text())["pid"] == os.getpid():
+            state_path.unlink()
+
+
+@dataclass(frozen=True)
+class S3Target:
+    endpoint: str
+    embedded: bool  # ours: the stage's buckets may be created in it
+    origin: str  # what it is, for the user
+    note: str = ""
+
+    def describe(self) -> str:
+        return f"S3: {self.origin} at {self.endpoint}" + (f"\n({self.note})" if self.note else "")
+
+
+def _configured_target() -> S3Target | None:
+    """The endpoint the standard AWS setting names, if any."""
+    configured = os.environ.get("AWS_ENDPOINT_URL_S3")
+    if not configured:
+        return None
+    ensure_region()
+    return S3Target(configured, False, "the endpoint in AWS_ENDPOINT_URL_S3")
+
+
+@contextlib.contextmanager
+def s3_for_invoke(project: Project) -> Iterator[S3Target]:
+    """Point boto3 at the S3 ``invoke`` uses (see the module docstring)."""
+    configured = _configured_target()
+    if configured is not None:
+        yield configured
+        return
+    state = running_up(project.state_path)
+    if state is not None:
+        point_aws_at(state["endpoint"])
+        yield S3Target(state["endpoint"], True, f"the embedded S3 of `up` (pid {state['pid']})")
+        return
+    with embedded_s3() as endpoint:
+        point_aws_at(endpoint)
+        yield S3Target(
+            endpoint,
+            True,
+            "an ephemeral embedded S3",
+            "no `up` is running and AWS_ENDPOINT_URL_S3 is unset: this S3 and what the "
+            "function stores in it are gone when the command exits",
+        )
+
+
+@contextlib.contextmanager
+def s3_for_up(port: int) -> Iterator[S3Target]:
+    """``AWS_ENDPOINT_URL_S3`` when set, else an embedded S3 on 127.0.0.1:``port``."""
+    configured = _configured_target()
+    if configured is not None:
+        yield configured
+        return
+    ensure_port_free(port)
+    with embedded_s3(port) as endpoint:
+        point_aws_at(endpoint)
+        yield S3Target(endpoint, True, "embedded S3 (moto server)")

@@ -1,0 +1,217 @@
+"""What an attacker can put in an event stays out of keys and log lines, and the
+role's credentials stay out of the logs, even with every logger at DEBUG."""
+
+import json
+import logging
+import re
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from chalice.local import LambdaContext
+from chalice.test import Client
+
+from chalicelib.log_safety import SIGNING_LOGGERS
+from chalicelib.reports import report_key
+from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket
+
+SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
+MARK = "INJECTED"  # follows every control sequence below, to find it if it lands raw
+HOSTILE = {
+    "dot-dot": f"../../{MARK}/../prod/x",
+    "encoded-slash": f"..%2F..%2F{MARK}%2Fx",
+    "newline": f"2018-02-21T15:00:43Z\n[INFO] {MARK} forged line\r\n",
+    "ansi": f"\x1b[2J\x1b[31m{MARK}\x1b[0m",
+    "64KiB": MARK + "a" * (64 * 1024),
+    # IPv6 scope ids are free text to Python's ipaddress (fe80::1%eth0); the worker refuses them.
+    "scoped-ipv6": f"fe80::1%\n\x1b[31m{MARK}..%2F..",
+    "scoped-ipv6-64KiB": "fe80::1%" + MARK + "b" * (60 * 1024),
+}
+FIELDS = ["source_ip", "time_start", "time_end", "bucket", "key", f"../{MARK}\n"]
+# Credentials for these runs only, recognisable wherever they might land.
+ACCESS_KEY_ID = "AKIALOGSAFETY0000001"
+SECRET_ACCESS_KEY = "logSafety/Secret+0123456789abcdefghijklmn"
+SESSION_TOKEN = "logSafetySessionToken0123456789ABCDEFGHIJ"
+SECRETS = (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN)
+
+
+class _Sink(logging.Handler):
+    def __init__(self, thread: int, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.thread, self.records = thread, records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:  # the function's, not moto's server threads
+            self.format(record)  # fills record.message (and exc_text)
+            self.records.append(record)
+
+
+@contextmanager
+def everything_logged() -> Iterator[list[logging.LogRecord]]:
+    """Every record logged by this thread at any level: root at DEBUG (so botocore,
+    urllib3 and the rest log all they can) and the app's logger, which does not
+    propagate, at DEBUG too."""
+    records: list[logging.LogRecord] = []
+    sink = _Sink(threading.get_ident(), records)
+    sink.setFormatter(logging.Formatter("[%(levelname)s] %(name)s %(message)s"))
+    loggers = [logging.getLogger(), logging.getLogger("worker-functions")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(sink)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(sink)
+            logger.setLevel(level)
+
+
+def lambda_error_lines(exc: BaseException) -> list[str]:
+    """What Lambda's runtime logs for a failed invocation: the error, then the trace."""
+    return [f"[ERROR] {type(exc).__name__}: {exc}", *traceback.format_tb(exc.__traceback__)]
+
+
+def invoke_worker(app: Any, payload: Any, request_id: str) -> Any:
+    context = LambdaContext("worker", memory_size=128, max_runtime_ms=15_000)
+    context.aws_request_id = request_id
+    return app.worker(payload, context)
+
+
+def hostile_events() -> list[Any]:
+    cases = []
+    for name, value in HOSTILE.items():
+        for field in FIELDS:
+            cases.append(pytest.param({field: value}, id=f"{field.strip()}={name}"))
+        cases.append(pytest.param({"source_ip": "::1", "time_start": value}, id=f"mixed={name}"))
+    return cases
+
+
+@pytest.mark.parametrize("payload", hostile_events())
+def test_hostile_worker_events_reach_no_key_and_no_log_line_raw(
+    app_module, s3, monkeypatch, payload
+):
+    buckets = [stage_bucket(stage) for stage in ("dev", "prod")]
+    for bucket in buckets:
+        s3.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("BUCKET", buckets[0])
+    request_id = "0bb47628-1718-11e8-ad73-c58e72b8826c"
+    errors: list[str] = []
+    days = {datetime.now(UTC).strftime("%Y-%m-%d")}
+    with everything_logged() as records:
+        try:
+            stored = invoke_worker(app_module, payload, request_id)
+        except Exception as exc:
+            stored = None
+            errors = lambda_error_lines(exc)
+            assert len(str(exc)) < 300  # a 64 KiB value is shown shortened
+    days.add(datetime.now(UTC).strftime("%Y-%m-%d"))
+
+    written = object_keys(s3, buckets[0]) + object_keys(s3, buckets[1])
+    if stored is None:
+        assert written == []
+    else:  # exactly <prefix>/<date>/<request-id>.json, in the stage's bucket
+        assert written == [stored["key"]] and stored["bucket"] == buckets[0]
+        assert stored["key"] in {f"reports/{day}/{request_id}.json" for day in days}
+    # What Lambda logs at the app's level, the error line included: one line each.
+    for line in [r.message for r in records if r.levelno >= logging.INFO] + errors[:1]:
+        assert "\n" not in line and "\r" not in line, line
+    # At any level, nothing of the event arrives raw: no escape, no line it starts.
+    for text in [r.message for r in records] + errors:
+        assert "\x1b" not in text and not re.search(rf"[\n\r][^\n\r]*{MARK}", text), text
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [{"dry_run": value} for value in HOSTILE.values()] + [{value: True} for value in HOSTILE],
+    ids=[f"value={n}" for n in HOSTILE] + [f"option={n}" for n in HOSTILE],
+)
+def test_hostile_cleanup_details_reach_no_log_line_raw(chalice_client, s3, bucket, detail):
+    keys = seed_objects(bucket, 3)
+    with everything_logged() as records, pytest.raises(Exception) as raised:
+        chalice_client.lambda_.invoke("cleanup", {**SCHEDULED_EVENT, "detail": detail})
+    error = lambda_error_lines(raised.value)[0]
+    assert len(error) < 300 and "\n" not in error and "\x1b" not in error
+    for record in records:
+        assert "\x1b" not in record.message and MARK not in record.message
+    assert sorted(object_keys(s3, bucket)) == keys  # refused before any deletion
+
+
+@pytest.mark.parametrize("request_id", ["../x", "a/b", "a%2Fb", "a\nb", "", "x" * 65])
+def test_a_report_key_never_leaves_the_reports_prefix(request_id):
+    # The key's only inputs are Lambda's request id and the clock; the id is checked.
+    with pytest.raises(ValueError, match="unexpected Lambda request id"):
+        report_key(request_id, datetime.now(UTC))
+
+
+@contextmanager
+def fake_role_credentials(app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The app's S3 client created (as in Lambda's init phase) from the credentials
+    above, given the way Lambda gives a role's credentials: in the environment."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it caches the first credentials
+    monkeypatch.setattr(app, "S3", app.make_client())
+    yield
+
+
+def full_run(app: Any, s3: Any, bucket: str) -> str:
+    """Worker and cleanup, each succeeding and failing once, everything logged;
+    returns all of it: log records, error documents and tracebacks."""
+    lines: list[str] = []
+    client = Client(app.app, stage_name="dev", project_dir=str(PROJECT))
+    with everything_logged() as records:
+        client.lambda_.invoke("worker", {"source_ip": "203.0.113.7"})
+        client.lambda_.invoke("cleanup", SCHEDULED_EVENT)
+        try:
+            client.lambda_.invoke("worker", {"source_ip": "bad"})
+        except Exception as exc:
+            lines += lambda_error_lines(exc)
+        s3.delete_bucket(Bucket=bucket)  # emptied above: now the cleanup's listing fails
+        try:
+            client.lambda_.invoke("cleanup", SCHEDULED_EVENT)
+        except Exception as exc:
+            lines += lambda_error_lines(exc)
+    errors = [line for line in lines if line.startswith("[ERROR] ")]
+    assert len(errors) == 2, "both failing invocations failed"
+    return "\n".join([r.message for r in records] + [r.exc_text or "" for r in records] + lines)
+
+
+def test_no_credentials_in_the_logs_of_a_full_run_at_debug(app_module, s3, bucket, monkeypatch):
+    with fake_role_credentials(app_module, monkeypatch):
+        logged = full_run(app_module, s3, bucket)
+    # The capture really saw the functions' and botocore's output...
+    assert "Worker Event: " in logged and "Cleanup" in logged and "AccessDenied" not in logged
+    assert "Sending http request" not in logged  # botocore.endpoint held at INFO
+    assert "Event request-created.s3.PutObject" in logged  # botocore.hooks still at DEBUG
+    # ...and none of the credentials (an environment dump would hold them all).
+    for secret in SECRETS:
+        assert secret not in logged
+
+
+@contextmanager
+def signing_loggers_free() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in SIGNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def test_botocore_would_log_the_credentials_without_the_guard(app_module, s3, bucket, monkeypatch):
+    """Why chalicelib/log_safety.py exists, and proof that the scan above can see a
+    leak: with the signing loggers free, DEBUG carries the key id and the token."""
+    with signing_loggers_free(), fake_role_credentials(app_module, monkeypatch):
+        logged = full_run(app_module, s3, bucket)
+    assert ACCESS_KEY_ID in logged and SESSION_TOKEN in logged
+    assert SECRET_ACCESS_KEY not in logged  # botocore never logs the secret itself

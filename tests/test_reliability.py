@@ -1,0 +1,587 @@
+"""Reliability: the real handlers through a fault-injecting proxy in front of S3.
+
+The app's S3 client is rebuilt by ``make_client()`` with its endpoint at the
+proxy (``AWS_ENDPOINT_URL_S3``) and swapped into the app module, so the
+production retry and timeout policy is what faces the faults. Replay a run
+with ``FAULT_SEED=<seed> pytest tests/test_reliability.py``.
+"""
+
+import contextlib
+import ipaddress
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from chalice.cli.factory import CLIFactory
+
+from chalicelib.cleanup import CleanupError
+from chalicelib.s3 import (
+    CONNECT_TIMEOUT_S,
+    MAX_ATTEMPTS,
+    READ_TIMEOUT_S,
+    WORST_CASE_CALL_S,
+    make_client,
+)
+from chalicelib.worker_event import format_time
+from tests.conftest import PROJECT, age_objects, object_keys, seed_objects
+from tests.faultproxy import (
+    Fault,
+    FaultProxy,
+    checksum_mismatches,
+    fault_proxy,
+    rebody_headers,
+    record_figures,
+    s3_operation,
+)
+
+SEED = int(os.environ.get("FAULT_SEED", "7"))
+SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
+PUT = frozenset({"PutObject"})
+LIST = frozenset({"ListObjectsV2"})
+DELETE = frozenset({"DeleteObjects"})
+FAILING_KINDS = {"slowdown", "internal", "reset"}
+
+
+def function_timeouts() -> dict[str, int]:
+    """``lambda_timeout`` (s) of every function in every stage, as chalice resolves it."""
+    factory = CLIFactory(str(PROJECT))
+    timeouts = {}
+    for stage in ("dev", "prod"):
+        config = factory.create_config_obj(chalice_stage_name=stage)
+        for function in ("worker", "cleanup"):
+            timeouts[f"{stage}/{function}"] = config.scope(stage, function).lambda_timeout
+    return timeouts
+
+
+@dataclass
+class Calls:
+    """The client's own view, by operation: API calls, HTTP attempts, calls that failed."""
+
+    calls: Counter = field(default_factory=Counter)
+    attempts: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+
+    def attach(self, client: Any) -> None:
+        events = client.meta.events
+        events.register("before-call.s3", self._count(self.calls))
+        events.register("before-send.s3", self._count(self.attempts))
+        events.register("after-call.s3", self._after_call)
+        events.register("after-call-error.s3", self._count(self.failed))
+
+    @staticmethod
+    def _count(counter: Counter) -> Any:
+        def handler(event_name: str, **_: Any) -> None:
+            counter[event_name.rsplit(".", 1)[-1]] += 1
+
+        return handler
+
+    def _after_call(self, event_name: str, http_response: Any, **_: Any) -> None:
+        if http_response.status_code >= 300:
+            self.failed[event_name.rsplit(".", 1)[-1]] += 1
+
+
+def failing_faults(proxy: FaultProxy, operation: str) -> int:
+    """Injected faults that cost the client an attempt (a delay it waited out does not)."""
+    return sum(
+        1
+        for i in proxy.log.injections
+        if i.operation == operation and (i.kind in FAILING_KINDS or i.outcome == "abandoned")
+    )
+
+
+def assert_retried_every_retryable_fault(proxy: FaultProxy, calls: Calls, operation: str) -> None:
+    """Each failing fault cost one retry, except the last attempt of a call that failed."""
+    assert proxy.log.requests[operation] == calls.attempts[operation]
+    retries = calls.attempts[operation] - calls.calls[operation]
+    assert retries == failing_faults(proxy, operation) - calls.failed[operation]
+
+
+@pytest.fixture
+def proxy(s3_server: str) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the test's S3 server; prints what it injected."""
+    with fault_proxy(s3_server, seed=SEED) as proxy:
+        yield proxy
+        proxy.wait_idle()
+        print(f"\nfault proxy, FAULT_SEED={SEED}: {json.dumps(proxy.summary())}")
+        assert proxy.log.errors == []
+
+
+@pytest.fixture
+def faulty_s3(proxy: FaultProxy, app_module: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The app's S3 client, built by the app's own factory, with its endpoint at the proxy."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    client = make_client()
+    monkeypatch.setattr(app_module, "S3", client)
+    return client
+
+
+@pytest.fixture
+def calls(faulty_s3: Any) -> Calls:
+    counter = Calls()
+    counter.attach(faulty_s3)
+    return counter
+
+
+# --- the policy -------------------------------------------------------------------------
+
+
+def test_client_uses_the_documented_retry_and_timeout_policy(s3_endpoint):
+    config = make_client().meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
+    assert (config.connect_timeout, config.read_timeout) == (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+    assert (MAX_ATTEMPTS, CONNECT_TIMEOUT_S, READ_TIMEOUT_S) == (3, 1, 2)
+    assert WORST_CASE_CALL_S == 3 * (1 + 2) + (1 + 2) == 12
+
+
+def test_worst_case_of_one_call_ends_inside_every_function_timeout():
+    timeouts = function_timeouts()
+    assert timeouts  # dev and prod, worker and cleanup
+    for function, timeout in timeouts.items():
+        assert timeout > WORST_CASE_CALL_S, function
+
+
+# --- the proxy itself -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "operation"),
+    [
+        ("PUT", "/b/reports/2026-01-01/x.json", "PutObject"),
+        ("GET", "/b/k", "GetObject"),
+        ("HEAD", "/b/k", "HeadObject"),
+        ("DELETE", "/b/k", "DeleteObject"),
+        ("GET", "/b?list-type=2&encoding-type=url", "ListObjectsV2"),
+        ("GET", "/b?list-type=2&continuation-token=abc", "ListObjectsV2"),
+        ("GET", "/b", "ListObjects"),
+        ("GET", "/b?versions", "ListObjectVersions"),
+        ("POST", "/b?delete", "DeleteObjects"),
+        ("PUT", "/b", "CreateBucket"),
+        ("HEAD", "/b", "HeadBucket"),
+        ("DELETE", "/b", "DeleteBucket"),
+        ("GET", "/", "ListBuckets"),
+        ("POST", "/moto-api/reset", "MotoApi"),
+    ],
+)
+def test_operation_names(method, target, operation):
+    assert s3_operation(method, target) == operation
+
+
+def test_proxy_names_operations_as_botocore_does(proxy, faulty_s3, s3, bucket):
+    client = faulty_s3
+    seen = Calls()
+    seen.attach(client)
+    client.put_object(Bucket=bucket, Key="a/b.json", Body=b"{}")
+    client.head_object(Bucket=bucket, Key="a/b.json")
+    client.get_object(Bucket=bucket, Key="a/b.json")["Body"].read()
+    client.copy_object(Bucket=bucket, Key="a/c.json", CopySource=f"{bucket}/a/b.json")
+    client.list_objects_v2(Bucket=bucket)
+    client.list_objects(Bucket=bucket)
+    client.head_bucket(Bucket=bucket)
+    client.delete_object(Bucket=bucket, Key="a/c.json")
+    client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "a/b.json"}]})
+    proxy.wait_idle()
+    assert dict(proxy.log.requests) == dict(seen.attempts)
+    assert object_keys(s3, bucket) == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "stored"),
+    [
+        (Fault("slowdown", 1.0, PUT), "SlowDown", False),
+        (Fault("internal", 1.0, PUT), "InternalError", False),
+        (Fault("internal", 1.0, PUT, after=True), "InternalError", True),
+        (Fault("reset", 1.0, PUT), "ConnectionClosedError", False),
+        (Fault("reset", 1.0, PUT, after=True), "ConnectionClosedError", True),
+        (Fault("delay", 1.0, PUT, seconds=0.2), None, True),
+    ],
+    ids=lambda v: f"{v.kind}{'-after' if v.after else ''}" if isinstance(v, Fault) else None,
+)
+def test_each_fault_as_the_client_sees_it(proxy, faulty_s3, s3, bucket, fault, error, stored):
+    client = faulty_s3
+    proxy.set_faults([fault])
+    try:
+        client.put_object(Bucket=bucket, Key="k.json", Body=b"{}")
+        raised = None
+    except ClientError as exc:
+        raised = exc.response["Error"]["Code"]
+    except BotoCoreError as exc:
+        raised = type(exc).__name__
+    proxy.wait_idle()
+    assert raised == error
+    assert proxy.log.requests["PutObject"] == (1 if error is None else MAX_ATTEMPTS)
+    assert (object_keys(s3, bucket) == ["k.json"]) is stored
+
+
+def test_failed_keys_are_really_kept_and_the_rewritten_request_checksums_match(
+    proxy, faulty_s3, s3, bucket
+):
+    keys = seed_objects(bucket, 300)
+    client = faulty_s3
+    proxy.set_faults([Fault("fail_keys", 1.0, DELETE, key_rate=0.1)])
+    response = client.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+    )
+    proxy.wait_idle()
+    reported = {e["Key"]: e["Code"] for e in response["Errors"]}
+    assert 0 < len(reported) < len(keys)
+    assert set(reported.values()) == {"AccessDenied"}
+    assert sorted(reported) == sorted(proxy.failed_keys()) == object_keys(s3, bucket)
+    assert proxy.log.errors == []  # the forwarded body matched its recomputed checksums
+
+
+def test_checksums_are_checked_and_recomputed_for_a_new_body():
+    body, new_body = b"<Delete>one</Delete>", b"<Delete>two</Delete>"
+    headers = rebody_headers(
+        [
+            ("Content-Length", "0"),
+            ("Content-MD5", "x"),
+            ("x-amz-checksum-crc32", "x"),
+            ("x-amz-sdk-checksum-algorithm", "CRC32"),
+            ("X-Amz-Content-SHA256", "x"),
+        ],
+        body,
+    )
+    assert checksum_mismatches(headers, body) == []
+    assert checksum_mismatches(headers, new_body) == [
+        "Content-MD5", "x-amz-checksum-crc32", "X-Amz-Content-SHA256",
+    ]  # fmt: skip
+    rewritten = rebody_headers(headers, new_body)
+    assert checksum_mismatches(rewritten, new_body) == []
+    assert ("Content-Length", str(len(new_body))) in rewritten
+    crc32c = rebody_headers(
+        [("x-amz-checksum-crc32c", "x"), ("x-amz-sdk-checksum-algorithm", "CRC32C")], new_body
+    )
+    assert crc32c == []  # cannot recompute CRC32C with the standard library: dropped
+
+
+def test_the_same_seed_replays_the_same_faults_even_from_concurrent_clients(
+    s3_server, s3, bucket, monkeypatch
+):
+    faults = [Fault("internal", 0.2, PUT), Fault("reset", 0.2, PUT, after=True)]
+    runs = []
+    for _ in range(2):
+        with fault_proxy(s3_server, faults, seed=SEED) as proxy:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+            client = make_client()
+
+            def put(i: int, client: Any = client) -> None:
+                with contextlib.suppress(ClientError, BotoCoreError):
+                    client.put_object(Bucket=bucket, Key=f"r/{i}.json", Body=str(i).encode())
+
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(put, range(40)))
+            proxy.wait_idle()
+            runs.append(sorted((i.operation, i.kind, i.after) for i in proxy.log.injections))
+    assert runs[0] == runs[1]
+    assert runs[0]  # something was injected
+
+
+# --- the worker -------------------------------------------------------------------------
+
+WORKER_FAULTS = [  # 30 % of requests, mixed kinds
+    Fault("slowdown", 0.08, PUT),
+    Fault("internal", 0.04, PUT),
+    Fault("internal", 0.04, PUT, after=True),
+    Fault("reset", 0.04, PUT),
+    Fault("reset", 0.04, PUT, after=True),
+    Fault("delay", 0.04, PUT, seconds=0.2),
+    Fault("hang", 0.02, PUT, after=True, seconds=READ_TIMEOUT_S + 1),
+]
+
+
+def worker_events(count: int, seed: int) -> list[tuple[str, dict[str, str]]]:
+    """(request id, payload) pairs, already in canonical form so a report must equal them."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(count):
+        request_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        ip = (
+            ipaddress.IPv4Address(rng.getrandbits(32))
+            if i % 2
+            else ipaddress.IPv6Address(rng.getrandbits(128))
+        )
+        start = datetime(2018, 2, 21, tzinfo=UTC) + timedelta(milliseconds=rng.getrandbits(38))
+        events.append((request_id, {"source_ip": str(ip), "time_start": format_time(start)}))
+    return events
+
+
+@dataclass
+class Delivery:
+    request_id: str
+    result: dict[str, Any] | None = None
+    error: Exception | None = None
+
+
+def read_reports(s3: Any, bucket: str) -> dict[str, list[tuple[str, Any]]]:
+    """Every stored object by request id: ``{id: [(key, parsed body or the raw bytes)]}``."""
+    by_id: dict[str, list[tuple[str, Any]]] = {}
+    for key in object_keys(s3, bucket):
+        raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = raw
+        by_id.setdefault(key.rsplit("/", 1)[-1].removesuffix(".json"), []).append((key, body))
+    return by_id
+
+
+def is_complete_report(body: Any, payload: dict[str, str]) -> bool:
+    return (
+        isinstance(body, dict)
+        and set(body) == {"source_ip", "time_start", "time_end"}
+        and body["source_ip"] == payload["source_ip"]
+        and body["time_start"] == payload["time_start"]
+        and isinstance(body["time_end"], str)
+    )
+
+
+@pytest.mark.slow
+def test_worker_under_30_percent_faults_stores_each_report_once_or_fails(
+    proxy, faulty_s3, calls, lambda_handler, s3, bucket
+):
+    proxy.set_faults(WORKER_FAULTS)
+    events = worker_events(200, SEED)
+    payloads = dict(events)
+
+    def deliver(event: tuple[str, dict[str, str]]) -> Delivery:
+        request_id, payload = event
+        try:
+            return Delivery(request_id, result=lambda_handler("worker", payload, request_id))
+        except (ClientError, BotoCoreError) as exc:
+            return Delivery(request_id, error=exc)
+
+    with ThreadPoolExecutor(8) as pool:
+        first = list(pool.map(deliver, events))
+    proxy.wait_idle()
+    reports = read_reports(s3, bucket)
+
+    # Every invocation: success with its report stored as returned, or an exception.
+    for d in first:
+        stored = reports.get(d.request_id, [])
+        if d.result is not None:
+            assert stored == [(d.result["key"], d.result["report"])], d.request_id
+            assert is_complete_report(d.result["report"], payloads[d.request_id])
+        else:  # raised; if S3 applied the write before the fault, the report is whole
+            assert all(is_complete_report(body, payloads[d.request_id]) for _, body in stored)
+    assert set(reports) <= set(payloads)  # nothing stray
+    assert all(len(stored) == 1 for stored in reports.values())  # never two per request id
+    raised_but_stored = sum(1 for d in first if d.error is not None and d.request_id in reports)
+
+    # Lambda retries a failed async invocation (up to twice, same request id) and
+    # may deliver any event twice: redeliver the failures and one success in ten.
+    rng = random.Random(SEED)
+    again = [d.request_id for d in first if d.error is not None]
+    again += rng.sample([d.request_id for d in first if d.result is not None], 20)
+    last = {d.request_id: d for d in first}
+    redeliveries = 0
+    for _ in range(2):
+        with ThreadPoolExecutor(8) as pool:
+            batch = list(pool.map(deliver, [(rid, payloads[rid]) for rid in again]))
+        redeliveries += len(batch)
+        last.update({d.request_id: d for d in batch})
+        again = [d.request_id for d in batch if d.error is not None]
+    proxy.wait_idle()
+    reports = read_reports(s3, bucket)
+    succeeded = {d.request_id for d in first} - {
+        rid for rid, d in last.items() if d.error is not None
+    }
+    lost = [rid for rid in succeeded if rid not in reports]
+    duplicates = [rid for rid, stored in reports.items() if len(stored) > 1]
+    partial = [
+        rid
+        for rid, stored in reports.items()
+        if not all(is_complete_report(body, payloads[rid]) for _, body in stored)
+    ]
+    for rid, d in last.items():
+        if d.result is not None:  # the last delivery succeeded: its write is the last one
+            assert reports[rid] == [(d.result["key"], d.result["report"])]
+    assert (lost, duplicates, partial) == ([], [], [])
+    assert_retried_every_retryable_fault(proxy, calls, "PutObject")
+
+    injected = proxy.injected()
+    requests = proxy.log.requests["PutObject"]
+    assert {k.split(" ", 1)[1] for k in injected} == {
+        "slowdown", "internal", "internal after", "reset", "reset after", "delay", "hang after",
+    }  # fmt: skip
+    assert 0.2 < sum(injected.values()) / requests < 0.4
+    record_figures(
+        "worker, 30 % of requests faulted",
+        {
+            "seed": SEED,
+            "invocations": len(first) + redeliveries,
+            "first deliveries": len(first),
+            "redeliveries (Lambda retries + duplicate events)": redeliveries,
+            "requests": requests,
+            "faults injected": sum(injected.values()),
+            "faults by kind": dict(sorted(injected.items())),
+            "succeeded first time": sum(1 for d in first if d.result is not None),
+            "raised first time": sum(1 for d in first if d.error is not None),
+            "raised although S3 had stored the report": raised_but_stored,
+            "still failed after 3 deliveries": len(payloads) - len(succeeded),
+            "reports stored": len(reports),
+            "reports lost": len(lost),
+            "duplicate reports": len(duplicates),
+            "partial objects": len(partial),
+        },
+    )
+
+
+@pytest.mark.slow
+def test_worker_against_a_hanging_s3_fails_with_a_timeout_before_the_function_timeout(
+    proxy, faulty_s3, lambda_handler, s3, bucket
+):
+    timeout_s = function_timeouts()["dev/worker"]
+    # The proxy answers anyway at the function timeout: a client without timeouts would succeed.
+    proxy.set_faults([Fault("hang", 1.0, PUT, seconds=timeout_s)])
+    outcome: dict[str, Any] = {}
+
+    def invoke() -> None:
+        try:
+            outcome["result"] = lambda_handler("worker", {"source_ip": "192.0.2.1"})
+        except Exception as exc:
+            outcome["error"] = exc
+        outcome["elapsed_s"] = time.monotonic() - started
+
+    started = time.monotonic()
+    thread = threading.Thread(target=invoke, daemon=True)
+    thread.start()
+    thread.join(timeout_s)  # what Lambda allows
+    assert not thread.is_alive(), "still running at the function timeout: Lambda would kill it"
+    proxy.wait_idle()
+    assert isinstance(outcome.get("error"), ReadTimeoutError), outcome
+    assert "Read timeout on endpoint URL" in str(outcome["error"])
+    assert proxy.injected() == {"PutObject hang": MAX_ATTEMPTS}
+    assert {i.outcome for i in proxy.log.injections} == {"abandoned"}  # the client gave up
+    assert object_keys(s3, bucket) == []
+    record_figures(
+        "worker, S3 hangs",
+        {
+            "invocations": 1,
+            "attempts": MAX_ATTEMPTS,
+            "error": type(outcome["error"]).__name__,
+            "failed after s": round(outcome["elapsed_s"], 2),
+            "function timeout s": timeout_s,
+            "worst case by the arithmetic s": WORST_CASE_CALL_S,
+            "reports written": 0,
+        },
+    )
+
+
+# --- the cleanup ------------------------------------------------------------------------
+
+CLEANUP_FAULTS = [
+    Fault("slowdown", 0.15, LIST),
+    Fault("internal", 0.1, LIST),
+    Fault("reset", 0.1, LIST, after=True),
+    Fault("slowdown", 0.2, DELETE),
+    Fault("internal", 0.15, DELETE),
+    Fault("reset", 0.15, DELETE, after=True),
+    Fault("fail_keys", 0.3, DELETE, key_rate=0.005),
+]
+
+
+def run_cleanup(lambda_handler: Any) -> tuple[dict[str, Any], CleanupError | None]:
+    """The cleanup's summary, and its error if it raised (the error carries the summary)."""
+    try:
+        return lambda_handler("cleanup", SCHEDULED_EVENT), None
+    except CleanupError as exc:
+        return exc.result.summary(), exc
+
+
+def failed_keys(error: CleanupError | None) -> set[str]:
+    return {f.key for f in error.result.failures} if error else set()
+
+
+@pytest.mark.slow
+def test_cleanup_under_faults_retries_reports_the_rest_and_a_rerun_empties_the_bucket(
+    proxy, faulty_s3, calls, lambda_handler, s3, bucket
+):
+    keys = seed_objects(bucket, 8000)
+    proxy.set_faults(CLEANUP_FAULTS)
+    summary, error = run_cleanup(lambda_handler)
+    proxy.wait_idle()
+    remaining = set(object_keys(s3, bucket))
+    reported = failed_keys(error)
+
+    assert error is not None, summary
+    assert summary["failed"] == len(reported) > 0
+    assert set(proxy.failed_keys()) <= reported  # every key S3 refused is reported
+    assert remaining <= reported  # nothing left behind unreported
+    if summary["complete"]:
+        assert summary["deleted"] + summary["failed"] == len(keys)
+    for operation in ("ListObjectsV2", "DeleteObjects"):
+        assert_retried_every_retryable_fault(proxy, calls, operation)
+        assert failing_faults(proxy, operation) > 0, f"FAULT_SEED={SEED} faulted no {operation}"
+    first = {"summary": summary, "injected": dict(proxy.injected())}
+
+    proxy.set_faults([])
+    rerun, rerun_error = run_cleanup(lambda_handler)
+    assert rerun_error is None
+    assert rerun["complete"] and rerun["failed"] == 0
+    assert rerun["deleted"] == len(remaining)
+    assert object_keys(s3, bucket) == []
+    record_figures(
+        "cleanup, faulted List/Delete and per-key failures",
+        {
+            "seed": SEED,
+            "objects": len(keys),
+            "faults injected": sum(first["injected"].values()),
+            "faults by kind": first["injected"],
+            "requests": dict(proxy.log.requests),
+            "first run": {k: first["summary"][k] for k in ("complete", "deleted", "failed")},
+            "first run raised": type(error).__name__,
+            "keys refused by S3": len(proxy.failed_keys()),
+            "left behind unreported": len(remaining - reported),
+            "rerun without faults": {k: rerun[k] for k in ("complete", "deleted", "failed")},
+            "objects after rerun": 0,
+        },
+    )
+
+
+@pytest.mark.slow
+def test_cleanup_with_a_retention_window_never_deletes_a_younger_object(
+    proxy, faulty_s3, lambda_handler, s3, bucket, monkeypatch
+):
+    monkeypatch.setenv("CLEANUP_MAX_AGE", "PT1H")
+    keys = seed_objects(bucket, 3000)
+    old = [k for i, k in enumerate(keys) if i % 6]  # young and old interleave in every page
+    age_objects(bucket, old, timedelta(days=2))
+    age_objects(bucket, keys[::6], timedelta(minutes=50))
+    young = set(keys[::6])
+    written = {lambda_handler("worker", {})["key"] for _ in range(5)}  # brand new reports
+    young |= written
+
+    proxy.set_faults(CLEANUP_FAULTS)
+    runs = []
+    for faults in (CLEANUP_FAULTS, CLEANUP_FAULTS, []):
+        proxy.set_faults(faults)
+        summary, error = run_cleanup(lambda_handler)
+        proxy.wait_idle()
+        remaining = set(object_keys(s3, bucket))
+        assert young <= remaining, "a younger object was deleted"
+        assert remaining - young <= failed_keys(error)  # old ones left are reported
+        runs.append({k: summary[k] for k in ("complete", "deleted", "failed", "kept")})
+    assert runs[-1]["failed"] == 0
+    assert remaining == young
+    record_figures(
+        "cleanup with CLEANUP_MAX_AGE=PT1H, faulted twice then clean",
+        {
+            "seed": SEED,
+            "objects older": len(old),
+            "objects younger": len(young),
+            "faults injected": sum(proxy.injected().values()),
+            "runs": runs,
+            "younger objects deleted": 0,
+        },
+    )
