@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from bench import cleanup_bench, report, worker_bench
-from bench.s3_host import start_host
-from devtools.embedded_s3 import LOCAL_CREDENTIALS, ensure_region
+from bench.s3_host import MotoChild, start_host
+from devtools.embedded_s3 import ensure_region, point_aws_at
 
 PROJECT = Path(__file__).resolve().parent.parent
 PLOT = "cleanup_throughput.png"
@@ -59,15 +59,14 @@ def main() -> None:
         return
     sizes = [int(n) for n in args.sizes.split(",")] + ([100_000] if args.large else [])
     started = time.perf_counter()
-    if not os.environ.get("AWS_ENDPOINT_URL_S3"):
-        os.environ.update(LOCAL_CREDENTIALS)
-        os.environ.pop("AWS_PROFILE", None)
-    ensure_region()
     results: dict = {"machine": report.machine()}
-    host = report_host = None
+    host = None
     try:
         host = start_host()
-        os.environ["AWS_ENDPOINT_URL_S3"] = report_host = host.endpoint
+        if isinstance(host, MotoChild):
+            point_aws_at(host.endpoint)  # its local credentials, no profile
+        else:
+            ensure_region()
         log(f"S3: {host.description}")
         pool_objects = max(sizes[:2])
         results["config"] = {
@@ -95,7 +94,7 @@ def main() -> None:
             host, pool_objects, args.rtt_ms, DEADLINE_BUDGET_MS, log
         )
         log("\nWorker")
-        results["worker"] = worker_bench.run(report_host, args.cold_runs, args.warm_calls, log)
+        results["worker"] = worker_bench.run(host.endpoint, args.cold_runs, args.warm_calls, log)
     finally:
         if host is not None:
             host.close()

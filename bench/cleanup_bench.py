@@ -91,13 +91,18 @@ def run_matrix(
     return runs
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile: ``share`` 0.99 is p99."""
     ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
     return {
-        "count": len(ordered),
-        "p50": round(statistics.median(ordered), 1),
-        "p99": round(ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))], 1),
-        "max": round(ordered[-1], 1),
+        "count": len(values),
+        "p50": round(statistics.median(values), 1),
+        "p99": round(percentile(values, 0.99), 1),
+        "max": round(max(values), 1),
     }
 
 

@@ -23,36 +23,16 @@ from typing import Any
 
 import boto3
 
-PROJECT = Path(__file__).resolve().parent.parent
+from bench.cleanup_bench import percentile
+from devtools.package import package_app
+
 PROBE = (Path(__file__).resolve().parent / "worker_probe.py").read_text()
 BUCKET = "bench-worker-reports"
-PROJECT_FILES = ("app.py", "requirements.txt", "chalicelib", ".chalice/config.json")
 
 
 def package(workdir: Path) -> tuple[Path, list[str]]:
     """``chalice package`` on a clean copy; returns the zip and its entries."""
-    copy = workdir / "project"
-    for name in PROJECT_FILES:
-        source, target = PROJECT / name, copy / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-    for policy in (PROJECT / ".chalice").glob("policy-*.json"):
-        shutil.copy2(policy, copy / ".chalice" / policy.name)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(workdir),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        # chalice imports app.py to find its functions; no bytecode may land in the zip.
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    chalice = Path(sys.executable).parent / "chalice"
-    subprocess.run(
-        [str(chalice), "package", "--stage", "dev", str(workdir / "out")],
-        cwd=copy, env=env, check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+    package_app("dev", workdir / "out")
     archive = workdir / "out" / "deployment.zip"
     with zipfile.ZipFile(archive) as zipped:
         names = zipped.namelist()
@@ -80,11 +60,6 @@ def _probe(task: Path, endpoint: str, mode: str, calls: int) -> dict[str, Any]:
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"probe {mode} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return json.loads(lines[-1][len("PROBE ") :])
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def run(endpoint: str, cold_runs: int, warm_calls: int, log: Any) -> dict[str, Any]:
@@ -133,9 +108,9 @@ def run(endpoint: str, cold_runs: int, warm_calls: int, log: Any) -> dict[str, A
         "first_call_ratio": round(first_app / first_boto3, 3),
         "warm_calls": warm_calls,
         "warm_app_p50_ms": round(statistics.median(warm["app"]["calls_ms"]), 2),
-        "warm_app_p99_ms": round(_percentile(warm["app"]["calls_ms"], 0.99), 2),
+        "warm_app_p99_ms": round(percentile(warm["app"]["calls_ms"], 0.99), 2),
         "warm_boto3_put_p50_ms": round(statistics.median(warm["boto3"]["calls_ms"]), 2),
-        "warm_boto3_put_p99_ms": round(_percentile(warm["boto3"]["calls_ms"], 0.99), 2),
+        "warm_boto3_put_p99_ms": round(percentile(warm["boto3"]["calls_ms"], 0.99), 2),
         "requests": app_requests,
         "requests_per_invocation": round(sum(app_requests.values()) / warm_calls, 3),
         "peak_rss_app_mb": round(warm["app"]["peak_rss_kb"] / 1024, 1),

@@ -15,15 +15,19 @@ Run: ``python -m devtools.bucket_stack {deploy,check-empty,delete} --stage dev``
 import argparse
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from devtools.merge_template import BUCKET_PARAMETER, BUCKET_TEMPLATE, app_config, stage_bucket
+from devtools.merge_template import (
+    BUCKET_PARAMETER,
+    BUCKET_TEMPLATE,
+    PROJECT,
+    app_config,
+    stage_bucket,
+)
 
-PROJECT = Path(__file__).resolve().parent.parent
 # Real stacks settle in tens of seconds: poll every 5 s, for up to 10 minutes.
 WAITER_CONFIG = {"Delay": 5, "MaxAttempts": 120}
 NO_UPDATES = "No updates are to be performed"
@@ -50,8 +54,8 @@ class Outcome:
         return lines
 
 
-def stack_name(stage: str, project: Path = PROJECT) -> str:
-    return f"{app_config(project)['app_name']}-{stage}-bucket"
+def stack_name(config: dict[str, Any], stage: str) -> str:
+    return f"{config['app_name']}-{stage}-bucket"
 
 
 def describe(cfn: Any, stack: str) -> dict[str, Any] | None:
@@ -169,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default="dev")
     args = parser.parse_args(argv)
     try:
-        stack, bucket = stack_name(args.stage), stage_bucket(args.stage)
+        config = app_config()
+        stack, bucket = stack_name(config, args.stage), stage_bucket(config, args.stage)
         cfn, s3 = boto3.client("cloudformation"), boto3.client("s3")
         if args.command == "deploy":
             template_body = (PROJECT / BUCKET_TEMPLATE).read_text()

@@ -30,6 +30,7 @@ from devtools.local_stack import (
     create_buckets,
     region,
     remove_state,
+    resolve_state_dir,
     s3_for_invoke,
     s3_for_up,
     write_state,
@@ -61,6 +62,13 @@ def _read_payload(text: str | None, stdin: IO[str]) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"the payload is not valid JSON: {exc}") from None
+
+
+def _scheduler(schedules: list[Schedule]) -> Scheduler:
+    try:
+        return Scheduler(schedules, _utc_now)
+    except ScheduleError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _check_function(app: Any, name: str) -> None:
@@ -155,10 +163,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             for name in args.fire_now:
                 if name not in {s.name for s in schedules}:
                     raise UsageError(f"--fire-now {name}: the app has no schedule named {name!r}")
-            try:
-                scheduler = Scheduler(schedules, _utc_now)
-            except ScheduleError as exc:
-                raise UsageError(str(exc)) from None
+            scheduler = _scheduler(schedules)
             if s3.embedded:
                 buckets = project.bucket_names()
                 create_buckets(buckets)
@@ -205,7 +210,7 @@ def _serve(stack: _Stack, scheduler: Scheduler, fire_now: list[str]) -> None:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    store = LogStore((args.state_dir or args.project_dir / ".local") / LOG_FILE)
+    store = LogStore(resolve_state_dir(args.project_dir, args.state_dir) / LOG_FILE)
     selection = LogFilter(args.name, args.stage, args.include_lambda_messages)
     with_function = args.name is None
     if args.follow:
@@ -224,10 +229,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     region()  # an app may create regional clients at import; nothing is called
     app = project.load_app()
     schedules = app_schedules(app)
-    try:
-        scheduler = Scheduler(schedules, _utc_now)
-    except ScheduleError as exc:
-        raise UsageError(str(exc)) from None
+    scheduler = _scheduler(schedules)
     if not schedules:
         print(f"{project.app_name} has no schedules")
     for schedule in schedules:

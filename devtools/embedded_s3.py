@@ -2,6 +2,7 @@
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,9 +16,34 @@ LOCAL_CREDENTIALS = {
 DEFAULT_REGION = "us-east-1"
 
 
+class PortInUseError(OSError):
+    """The port asked for is taken (ThreadedMotoServer would wait for it forever)."""
+
+    def __init__(self, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.port = port
+
+    def __str__(self) -> str:
+        return f"127.0.0.1:{self.port} is in use ({self.strerror})"
+
+
+def _ensure_port_free(port: int) -> None:
+    """ThreadedMotoServer binds in its thread and hangs if that fails: check first."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PortInUseError(port, exc) from None
+
+
 @contextmanager
 def embedded_s3(port: int = 0) -> Iterator[str]:
-    """Run moto's server on 127.0.0.1 (a free port unless given); yield its URL."""
+    """Run moto's server on 127.0.0.1 (a free port unless given); yield its URL.
+
+    Raises :class:`PortInUseError` at once if the given port is taken."""
+    if port:
+        _ensure_port_free(port)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

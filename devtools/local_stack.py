@@ -24,12 +24,17 @@ from chalice import Chalice
 from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 
-from devtools.embedded_s3 import embedded_s3, ensure_region, point_aws_at
+from devtools.embedded_s3 import PortInUseError, embedded_s3, ensure_region, point_aws_at
 
 DEFAULT_PORT = 4572  # `up`'s embedded S3 on 127.0.0.1 (LocalStack's old S3 port)
 STATE_FILE = "up.json"
 LOG_FILE = "logs.jsonl"
 _BUCKET_VARIABLE = re.compile(r"(.+_)?BUCKET(_NAME)?")
+
+
+def resolve_state_dir(project_dir: Path, given: Path | None) -> Path:
+    """Where logs.jsonl and up.json live: ``--state-dir``, else ``<project>/.local``."""
+    return given or project_dir / ".local"
 
 
 class UsageError(Exception):
@@ -62,7 +67,7 @@ class Project:
             )
         factory = CLIFactory(str(project_dir))
         config = factory.create_config_obj(chalice_stage_name=stage)
-        return cls(project_dir, stage, state_dir or project_dir / ".local", config, raw)
+        return cls(project_dir, stage, resolve_state_dir(project_dir, state_dir), config, raw)
 
     @property
     def app_name(self) -> str:
@@ -108,19 +113,6 @@ def create_buckets(names: list[str]) -> None:
     for name in names:
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=name)
-
-
-def ensure_port_free(port: int) -> None:
-    """ThreadedMotoServer hangs if its port is taken: check first, fail clearly."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise UsageError(
-                f"127.0.0.1:{port} is in use ({exc.strerror}): is another `up` running? "
-                "Choose another port with --port"
-            ) from None
 
 
 def _answers(endpoint: str) -> bool:
@@ -204,7 +196,12 @@ def s3_for_up(port: int) -> Iterator[S3Target]:
     if configured is not None:
         yield configured
         return
-    ensure_port_free(port)
-    with embedded_s3(port) as endpoint:
+    with contextlib.ExitStack() as stack:
+        try:
+            endpoint = stack.enter_context(embedded_s3(port))
+        except PortInUseError as exc:
+            raise UsageError(
+                f"{exc}: is another `up` running? Choose another port with --port"
+            ) from None
         point_aws_at(endpoint)
         yield S3Target(endpoint, True, "embedded S3 (moto server)")

@@ -40,9 +40,9 @@ def app_config(project: Path = PROJECT) -> dict[str, Any]:
     return load_json(project / ".chalice" / "config.json")
 
 
-def stage_bucket(stage: str, project: Path = PROJECT) -> str:
+def stage_bucket(config: dict[str, Any], stage: str) -> str:
     """The stage's bucket name: ``environment_variables.BUCKET`` in config.json."""
-    stages = app_config(project)["stages"]
+    stages = config["stages"]
     if stage not in stages:
         raise ValueError(f"unknown stage {stage!r}: config.json has {', '.join(sorted(stages))}")
     return stages[stage]["environment_variables"]["BUCKET"]
@@ -87,7 +87,7 @@ def rewire_policy(policy: dict[str, Any], bucket: str, bucket_id: str) -> dict[s
 def merge_template(stage: str, project: Path = PROJECT) -> dict[str, Any]:
     """The merge template for ``chalice package --stage <stage>``."""
     config = app_config(project)
-    bucket = stage_bucket(stage, project)
+    bucket = stage_bucket(config, stage)
     bucket_template = load_json(project / BUCKET_TEMPLATE)
     bucket_id = bucket_logical_id(bucket_template)
 

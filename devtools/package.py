@@ -17,9 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from devtools.merge_template import write_merge_template
+from devtools.merge_template import PROJECT, app_config, write_merge_template
 
-PROJECT = Path(__file__).resolve().parent.parent
 CHALICE = Path(sys.executable).parent / "chalice"  # the venv's, beside its python
 DEPLOYABLE = ("app.py", "requirements.txt", "chalicelib")
 
@@ -44,9 +43,12 @@ def copy_deployable(dest: Path, project: Path = PROJECT) -> Path:
 
 def offline_env() -> dict[str, str]:
     """The environment for ``chalice package``: a region and no AWS endpoint,
-    profile or credentials (packaging needs none)."""
+    profile or credentials (packaging needs none), and no bytecode: chalice
+    imports app.py before it zips chalicelib/, so a ``__pycache__`` written by
+    that import would ship."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["AWS_DEFAULT_REGION"] = os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
 
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"  aws cloudformation deploy --template-file {os.path.relpath(out_dir / 'packaged.yaml')} "
-        f"--stack-name worker-functions-{args.stage} --capabilities CAPABILITY_IAM"
+        f"--stack-name {app_config()['app_name']}-{args.stage} --capabilities CAPABILITY_IAM"
     )
 
 

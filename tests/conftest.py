@@ -4,6 +4,7 @@ for the session, reset before each test, and the app wired to it."""
 import json
 import os
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from devtools.embedded_s3 import embedded_s3, point_aws_at  # noqa: E402
+
+SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
 
 
 def stage_config(stage: str = "dev") -> dict[str, Any]:
@@ -117,26 +120,22 @@ def lambda_handler(app_module: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 
     ``chalice.test.Client`` swaps ``os.environ`` around every invoke, which
     races between threads; here the dev stage's environment is set once for
-    the test, and each call gets its own ``LambdaContext`` (its own request id,
-    the stage's timeout and memory size).
+    the test, and each call gets its own ``LambdaContext`` from
+    ``ConfiguredLambdaClient`` (its own request id, the stage's timeout and memory size).
     """
     from chalice.cli.factory import CLIFactory
-    from chalice.local import LambdaContext
+
+    from devtools.lambda_runner import ConfiguredLambdaClient
 
     config = CLIFactory(str(PROJECT)).create_config_obj(chalice_stage_name="dev")
     for name, value in config.environment_variables.items():
         monkeypatch.setenv(name, value)
+    client = ConfiguredLambdaClient(app_module.app, config)
 
     def invoke(function_name: str, payload: Any, request_id: str | None = None) -> Any:
-        scoped = config.scope("dev", function_name)
-        context = LambdaContext(
-            function_name,
-            memory_size=scoped.lambda_memory_size,
-            max_runtime_ms=scoped.lambda_timeout * 1000,
-        )
-        if request_id is not None:
-            context.aws_request_id = request_id
-        return app_module.app.handler_map[function_name](payload, context)
+        request_id = str(uuid.uuid4()) if request_id is None else request_id
+        context = client.context_for(function_name, request_id)
+        return client.handler_for(function_name)(payload, context)
 
     return invoke
 

@@ -4,9 +4,91 @@
 ``chalice package`` offline on a clean copy of the project's deployable files
 and returns the directory holding ``sam.json`` and ``deployment.zip``; the
 implementation (shared with ``make package``) is in ``devtools/package.py``.
+
+``packages`` is a session fixture: every stage packaged once for the whole run.
+A module uses it with ``pytest_plugins = ["tests.packaging"]`` (registered once,
+so every module shares the one run; importing the fixture into each module
+would define, and package, it once per module). ``sam_template`` reads one
+stage's packaged template and ``evaluate`` resolves the CloudFormation
+references its policies use.
+
+PYTEST_DONT_REWRITE: the modules import this one before pytest registers it as
+a plugin, too late for assertion rewriting (which it never had).
 """
 
-from devtools.merge_template import write_merge_template
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.merge_template import app_config, write_merge_template
 from devtools.package import copy_deployable, package_app
 
-__all__ = ["copy_deployable", "package_app", "write_merge_template"]
+__all__ = [
+    "STAGES",
+    "copy_deployable",
+    "evaluate",
+    "package_app",
+    "packages",
+    "sam_template",
+    "write_merge_template",
+]
+
+STAGES = tuple(sorted(app_config()["stages"]))
+
+
+@pytest.fixture(scope="session")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each stage packaged once per session, as ``make package`` does it."""
+    root = tmp_path_factory.mktemp("package")
+    return {
+        stage: package_app(
+            stage, root / stage, write_merge_template(stage, root / f"merge-{stage}.json")
+        )
+        for stage in STAGES
+    }
+
+
+def sam_template(packages: dict[str, Path], stage: str) -> dict[str, Any]:
+    return json.loads((packages[stage] / "sam.json").read_text())
+
+
+def evaluate(value: Any, template: dict[str, Any]) -> Any:
+    """Evaluate the CloudFormation references a policy in the template uses (``Ref``
+    to a parameter or a bucket, ``Fn::GetAtt`` of a bucket's Arn, ``Fn::Sub`` of
+    those) with the parameters' defaults, as a deploy with defaults would."""
+    if isinstance(value, list):
+        return [evaluate(v, template) for v in value]
+    if not isinstance(value, dict):
+        return value
+
+    def ref(name: str) -> str:
+        if name in template.get("Parameters", {}):
+            return template["Parameters"][name]["Default"]
+        resource = template["Resources"][name]
+        assert resource["Type"] == "AWS::S3::Bucket", f"cannot evaluate a Ref to {name}"
+        return evaluate(resource["Properties"]["BucketName"], template)
+
+    def get_att(name: str, attribute: str) -> str:
+        assert attribute == "Arn", f"cannot evaluate {name}.{attribute}"
+        return f"arn:aws:s3:::{ref(name)}"
+
+    if set(value) == {"Ref"}:
+        return ref(value["Ref"])
+    if set(value) == {"Fn::GetAtt"}:
+        return get_att(*value["Fn::GetAtt"])
+    if set(value) == {"Fn::Sub"}:
+        text = value["Fn::Sub"]
+        assert isinstance(text, str), "only the one-argument form of Fn::Sub is used"
+        parts = text.split("${")
+        out = parts[0]
+        for part in parts[1:]:
+            if part.startswith("!"):
+                out += "${" + part[1:]
+                continue
+            name, _, rest = part.partition("}")
+            out += get_att(*name.split(".")) if "." in name else ref(name)
+            out += rest
+        return out
+    return {k: evaluate(v, template) for k, v in value.items()}

@@ -19,10 +19,8 @@ from chalicelib.s3 import CLIENT_CONFIG
 from chalicelib.settings import ConfigurationError, parse_duration
 from chalicelib.worker_event import InvalidEventError
 from devtools.lambda_runner import ConfiguredLambdaClient
-from tests.conftest import PROJECT, age_objects, object_keys, seed_objects
+from tests.conftest import PROJECT, SCHEDULED_EVENT, age_objects, object_keys, seed_objects
 from tests.faultproxy import Fault, fault_proxy
-
-SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
 
 
 def scheduled(detail: object) -> dict:
@@ -30,17 +28,15 @@ def scheduled(detail: object) -> dict:
 
 
 @pytest.fixture
-def run_cleanup(app_module: Any) -> Any:
+def run_cleanup(lambda_handler: Any) -> Any:
     """Invoke the cleanup with the dev stage's config and a context of its 15 s timeout.
 
     chalice's test client hard-codes 3 s, which a loaded machine can make too
     short for a few thousand objects: the cleanup would (rightly) stop early.
     """
-    config = CLIFactory(str(PROJECT)).create_config_obj(chalice_stage_name="dev")
-    client = ConfiguredLambdaClient(app_module.app, config)
 
     def invoke(payload: dict = SCHEDULED_EVENT) -> dict:
-        return client.invoke_with_context("cleanup", payload, str(uuid.uuid4()))[0]
+        return lambda_handler("cleanup", payload)
 
     return invoke
 

@@ -11,8 +11,7 @@ from bench.instrument import RequestCounter
 from bench.strategies import STRATEGIES, expected_requests, prepare
 from chalicelib.cleanup import CleanupOptions, empty_bucket
 from tests.conftest import age_objects, object_keys, seed_objects
-
-S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+from tests.faultproxy import S3_NS
 
 # Requests to delete 1,000 objects: the benchmark's "requests /1,000" column.
 PER_THOUSAND = {"ours": 2, "per_key": 1001, "batch_100": 11, "boto3_all": 2}
@@ -34,7 +33,7 @@ def delete_bodies(app_module: Any) -> Any:
 
 def batch(body: bytes) -> tuple[int, str | None]:
     root = ET.fromstring(body)
-    return len(root.findall(f"{S3_NS}Object")), root.findtext(f"{S3_NS}Quiet")
+    return len(root.findall(f"{{{S3_NS}}}Object")), root.findtext(f"{{{S3_NS}}}Quiet")
 
 
 def test_ten_thousand_objects_cost_exactly_twenty_requests(

@@ -24,12 +24,13 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from devtools.bucket_stack import BucketNotEmptyError, StackError, delete_bucket, deploy_bucket
+from devtools.merge_template import app_config
 from tests.conftest import PROJECT, stage_bucket, stage_config
 from tests.packaging import copy_deployable
 
 VENV = Path(sys.executable).parent.parent
 STAGE = "dev"
-APP = json.loads((PROJECT / ".chalice" / "config.json").read_text())["app_name"]
+APP = app_config()["app_name"]
 BUCKET = stage_bucket(STAGE)
 STACK = f"{APP}-{STAGE}-bucket"
 FUNCTIONS = ("worker", "cleanup")
@@ -82,7 +83,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-def client(service: str, endpoint: str) -> Any:
+def client(service: str, endpoint: str | None) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,
@@ -451,12 +452,8 @@ def stack_description(status: str) -> dict[str, Any]:
 
 
 def stubbed_cloudformation() -> tuple[Any, Stubber]:
-    cfn = boto3.client("cloudformation", region_name=REGION, **lower_keys(CREDENTIALS))
+    cfn = client("cloudformation", None)  # AWS's endpoint, never reached: stubbed
     return cfn, Stubber(cfn)
-
-
-def lower_keys(credentials: dict[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in credentials.items()}
 
 
 def no_such_stack(stub: Stubber) -> None:

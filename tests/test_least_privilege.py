@@ -25,9 +25,10 @@ from chalice.deploy import models
 from chalice.deploy.appgraph import ApplicationGraphBuilder
 from chalice.test import Client
 
-from tests.conftest import PROJECT, stage_bucket
+from devtools.merge_template import app_config
+from tests.conftest import PROJECT, seed_objects, stage_bucket
 
-CONFIG = json.loads((PROJECT / ".chalice" / "config.json").read_text())
+CONFIG = app_config()
 STAGES = sorted(CONFIG["stages"])
 FUNCTIONS = sorted({f for s in STAGES for f in CONFIG["stages"][s]["lambda_functions"]})
 REGION = "us-east-1"
@@ -412,8 +413,6 @@ def test_the_worker_code_succeeds_with_the_worker_role(world, monkeypatch, stage
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_cleanup_code_succeeds_with_the_cleanup_role(world, monkeypatch, stage):
-    from tests.conftest import seed_objects
-
     reset_probe_state()
     own, others = stage_bucket(stage), [stage_bucket(s) for s in STAGES if s != stage]
     seed_objects(own, 1500)  # two pages, two DeleteObjects batches

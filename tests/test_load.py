@@ -20,14 +20,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PROJECT, age_objects, object_keys, seed_objects
+from tests.conftest import SCHEDULED_EVENT, age_objects, object_keys, seed_objects
 from tests.faultproxy import record_figures
 
 INVOCATIONS = 1000
 CONCURRENCY = 16
 OLD_OBJECTS = 3000
 START = "2018-02-21T15:00:43.511Z"
-SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
 
 pytestmark = pytest.mark.slow
 

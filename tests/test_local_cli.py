@@ -19,7 +19,7 @@ import pytest
 from chalice import Chalice
 
 from devtools.lambda_runner import LocalLambda
-from tests.conftest import PROJECT, object_keys, seed_objects
+from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket
 
 LAMBDA_BLOCK = re.compile(
     r"START RequestId: (?P<id>[0-9a-f-]{36}) Version: \$LATEST\n"
@@ -367,7 +367,7 @@ def test_up_serves_s3_on_its_port_fires_on_request_and_stops_on_sigint(tmp_path,
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
-    bucket = "worker-functions-reports-dev"
+    bucket = stage_bucket("dev")
     assert object_keys(s3, bucket) == [json.loads(done.stdout)["key"]]
     follow.wait_for("Worker Event: ")
 

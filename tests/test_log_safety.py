@@ -13,8 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from chalice.local import LambdaContext
-from chalice.test import Client
 
 from chalicelib.log_safety import SIGNING_LOGGERS
 from chalicelib.reports import report_key
@@ -77,12 +75,6 @@ def lambda_error_lines(exc: BaseException) -> list[str]:
     return [f"[ERROR] {type(exc).__name__}: {exc}", *traceback.format_tb(exc.__traceback__)]
 
 
-def invoke_worker(app: Any, payload: Any, request_id: str) -> Any:
-    context = LambdaContext("worker", memory_size=128, max_runtime_ms=15_000)
-    context.aws_request_id = request_id
-    return app.worker(payload, context)
-
-
 def hostile_events() -> list[Any]:
     cases = []
     for name, value in HOSTILE.items():
@@ -94,18 +86,16 @@ def hostile_events() -> list[Any]:
 
 @pytest.mark.parametrize("payload", hostile_events())
 def test_hostile_worker_events_reach_no_key_and_no_log_line_raw(
-    app_module, s3, monkeypatch, payload
+    lambda_handler, s3, bucket, payload
 ):
-    buckets = [stage_bucket(stage) for stage in ("dev", "prod")]
-    for bucket in buckets:
-        s3.create_bucket(Bucket=bucket)
-    monkeypatch.setenv("BUCKET", buckets[0])
+    buckets = [bucket, stage_bucket("prod")]  # the dev stage's, as config.json sets BUCKET
+    s3.create_bucket(Bucket=buckets[1])
     request_id = "0bb47628-1718-11e8-ad73-c58e72b8826c"
     errors: list[str] = []
     days = {datetime.now(UTC).strftime("%Y-%m-%d")}
     with everything_logged() as records:
         try:
-            stored = invoke_worker(app_module, payload, request_id)
+            stored = lambda_handler("worker", payload, request_id)
         except Exception as exc:
             stored = None
             errors = lambda_error_lines(exc)
@@ -161,11 +151,10 @@ def fake_role_credentials(app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator
     yield
 
 
-def full_run(app: Any, s3: Any, bucket: str) -> str:
+def full_run(client: Any, s3: Any, bucket: str) -> str:
     """Worker and cleanup, each succeeding and failing once, everything logged;
     returns all of it: log records, error documents and tracebacks."""
     lines: list[str] = []
-    client = Client(app.app, stage_name="dev", project_dir=str(PROJECT))
     with everything_logged() as records:
         client.lambda_.invoke("worker", {"source_ip": "203.0.113.7"})
         client.lambda_.invoke("cleanup", SCHEDULED_EVENT)
@@ -183,9 +172,11 @@ def full_run(app: Any, s3: Any, bucket: str) -> str:
     return "\n".join([r.message for r in records] + [r.exc_text or "" for r in records] + lines)
 
 
-def test_no_credentials_in_the_logs_of_a_full_run_at_debug(app_module, s3, bucket, monkeypatch):
+def test_no_credentials_in_the_logs_of_a_full_run_at_debug(
+    app_module, chalice_client, s3, bucket, monkeypatch
+):
     with fake_role_credentials(app_module, monkeypatch):
-        logged = full_run(app_module, s3, bucket)
+        logged = full_run(chalice_client, s3, bucket)
     # The capture really saw the functions' and botocore's output...
     assert "Worker Event: " in logged and "Cleanup" in logged and "AccessDenied" not in logged
     assert "Sending http request" not in logged  # botocore.endpoint held at INFO
@@ -208,10 +199,12 @@ def signing_loggers_free() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def test_botocore_would_log_the_credentials_without_the_guard(app_module, s3, bucket, monkeypatch):
+def test_botocore_would_log_the_credentials_without_the_guard(
+    app_module, chalice_client, s3, bucket, monkeypatch
+):
     """Why chalicelib/log_safety.py exists, and proof that the scan above can see a
     leak: with the signing loggers free, DEBUG carries the key id and the token."""
     with signing_loggers_free(), fake_role_credentials(app_module, monkeypatch):
-        logged = full_run(app_module, s3, bucket)
+        logged = full_run(chalice_client, s3, bucket)
     assert ACCESS_KEY_ID in logged and SESSION_TOKEN in logged
     assert SECRET_ACCESS_KEY not in logged  # botocore never logs the secret itself

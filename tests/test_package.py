@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from devtools.merge_template import BUCKET_PARAMETER, bucket_logical_id, rewire_arn
+from devtools.embedded_s3 import DEFAULT_REGION, LOCAL_CREDENTIALS
+from devtools.merge_template import BUCKET_PARAMETER, app_config, bucket_logical_id, rewire_arn
 from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket, stage_config
-from tests.packaging import package_app, write_merge_template
+from tests.packaging import STAGES, evaluate, sam_template
 
-STAGES = ("dev", "prod")
-APP = json.loads((PROJECT / ".chalice" / "config.json").read_text())["app_name"]
+pytest_plugins = ["tests.packaging"]  # `packages`, shared with test_policy_lint.py
+APP = app_config()["app_name"]
 BUCKET_TEMPLATE = json.loads((PROJECT / "infra" / "bucket.json").read_text())
 BUCKET_ID = bucket_logical_id(BUCKET_TEMPLATE)
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
@@ -26,40 +27,15 @@ RUNTIME_LIBS = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urll
 ZIP_LIMIT = 100 * 1024
 
 
-@pytest.fixture(scope="session")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each stage packaged once per session, as ``make package`` does it."""
-    root = tmp_path_factory.mktemp("package")
-    return {
-        stage: package_app(
-            stage, root / stage, write_merge_template(stage, root / f"merge-{stage}.json")
-        )
-        for stage in STAGES
-    }
-
-
-def template(packages: dict[str, Path], stage: str) -> dict[str, Any]:
-    return json.loads((packages[stage] / "sam.json").read_text())
-
-
 def of_type(tmpl: dict[str, Any], cfn_type: str) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in tmpl["Resources"].items() if v["Type"] == cfn_type}
 
 
 def resolve(value: Any, bucket: str) -> Any:
-    """Evaluate the template's references to the bucket, as CloudFormation would."""
-    arn = f"arn:aws:s3:::{bucket}"
-    if isinstance(value, list):
-        return [resolve(v, bucket) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if value == {"Ref": BUCKET_ID}:
-        return bucket
-    if value == {"Fn::GetAtt": [BUCKET_ID, "Arn"]}:
-        return arn
-    if set(value) == {"Fn::Sub"}:
-        return value["Fn::Sub"].replace(f"${{{BUCKET_ID}.Arn}}", arn).replace("${!", "${")
-    return {k: resolve(v, bucket) for k, v in value.items()}
+    """Evaluate the template's references to the bucket, as CloudFormation would,
+    with ``bucket`` as the BucketName parameter's value."""
+    parameters = {BUCKET_PARAMETER: {"Default": bucket}}
+    return evaluate(value, {**BUCKET_TEMPLATE, "Parameters": parameters})
 
 
 def run_cfn_lint(*paths: Path) -> subprocess.CompletedProcess:
@@ -155,7 +131,7 @@ def test_bucket_template_outputs_name_and_arn():
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_packaged_template_holds_exactly_the_app_and_its_bucket(packages, stage):
-    tmpl = template(packages, stage)
+    tmpl = sam_template(packages, stage)
     assert sorted(tmpl["Resources"]) == sorted(
         ["Worker", "WorkerRole", "Cleanup", "CleanupRole", *BUCKET_TEMPLATE["Resources"]]
     )
@@ -167,7 +143,7 @@ def test_packaged_template_holds_exactly_the_app_and_its_bucket(packages, stage)
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_packaged_functions_match_config(packages, stage):
-    tmpl = template(packages, stage)
+    tmpl = sam_template(packages, stage)
     functions = of_type(tmpl, "AWS::Serverless::Function")
     runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
     assert {f["Properties"]["Handler"] for f in functions.values()} == {
@@ -191,7 +167,7 @@ def test_packaged_functions_match_config(packages, stage):
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("function", ["worker", "cleanup"])
 def test_each_role_carries_exactly_its_policy_file(packages, stage, function):
-    tmpl = template(packages, stage)
+    tmpl = sam_template(packages, stage)
     role = tmpl["Resources"][f"{function.capitalize()}Role"]["Properties"]
     assert sorted(role) == ["AssumeRolePolicyDocument", "Policies"]  # no managed policies
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
@@ -281,15 +257,13 @@ def invoke_as_lambda(
     """Run the template's handler for ``logical_id`` in a fresh interpreter with
     no site-packages; return (last JSON line, all stdout, request id)."""
     props = tmpl["Resources"][logical_id]["Properties"]
-    bucket = tmpl["Parameters"][BUCKET_PARAMETER]["Default"]
     env = {  # what Lambda sets, plus the local endpoint and fake credentials
-        "AWS_REGION": "us-east-1",
+        "AWS_REGION": DEFAULT_REGION,
         "AWS_LAMBDA_FUNCTION_NAME": props["FunctionName"],
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props["MemorySize"]),
-        "AWS_ACCESS_KEY_ID": "local-embedded-s3",
-        "AWS_SECRET_ACCESS_KEY": "local-embedded-s3-secret",
+        **LOCAL_CREDENTIALS,
         "AWS_ENDPOINT_URL_S3": endpoint,
-        **resolve(props["Environment"]["Variables"], bucket),
+        **evaluate(props["Environment"]["Variables"], tmpl),
     }
     request_id = str(uuid.uuid4())
     bootstrap = PROJECT / "tests" / "lambda_bootstrap.py"
@@ -308,7 +282,7 @@ def invoke_as_lambda(
 def test_zip_worker_runs_as_lambda_and_its_report_lands(
     packages, lambda_task, runtime_libs, s3_server, s3
 ):
-    tmpl = template(packages, "prod")
+    tmpl = sam_template(packages, "prod")
     bucket = stage_bucket("prod")
     s3.create_bucket(Bucket=bucket)
     event = PROJECT / "events" / "worker.json"
@@ -336,7 +310,7 @@ def test_zip_worker_runs_as_lambda_and_its_report_lands(
 def test_zip_cleanup_runs_as_lambda_and_empties_the_bucket(
     packages, lambda_task, runtime_libs, s3_server, s3
 ):
-    tmpl = template(packages, "prod")
+    tmpl = sam_template(packages, "prod")
     bucket = stage_bucket("prod")
     s3.create_bucket(Bucket=bucket)
     seed_objects(bucket, 1500)

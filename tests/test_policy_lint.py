@@ -19,10 +19,11 @@ import parliament
 import pytest
 from parliament.cli import is_finding_filtered
 
+from devtools.merge_template import app_config
 from tests.conftest import PROJECT
-from tests.packaging import package_app, write_merge_template
+from tests.packaging import STAGES, evaluate, sam_template
 
-STAGES = sorted(json.loads((PROJECT / ".chalice" / "config.json").read_text())["stages"])
+pytest_plugins = ["tests.packaging"]  # `packages`, shared with test_package.py
 POLICY_FILES = sorted((PROJECT / ".chalice").glob("policy-*.json"))
 LINT_CONFIG = PROJECT / "tests" / "parliament.yaml"
 COMMUNITY_CONFIG = Path(parliament.__file__).parent / "community_auditors" / "config_override.yaml"
@@ -71,46 +72,6 @@ def show(found: list[Any]) -> str:
     return "\n".join(f"{f.severity} {f.issue}: {f.detail} at {f.location}" for f in found)
 
 
-def evaluate(value: Any, template: dict[str, Any]) -> Any:
-    """Evaluate the CloudFormation references a policy in the template uses (``Ref``
-    to a parameter or a bucket, ``Fn::GetAtt`` of a bucket's Arn, ``Fn::Sub`` of
-    those) with the parameters' defaults, as a deploy with defaults would."""
-    if isinstance(value, list):
-        return [evaluate(v, template) for v in value]
-    if not isinstance(value, dict):
-        return value
-
-    def ref(name: str) -> str:
-        if name in template.get("Parameters", {}):
-            return template["Parameters"][name]["Default"]
-        resource = template["Resources"][name]
-        assert resource["Type"] == "AWS::S3::Bucket", f"cannot evaluate a Ref to {name}"
-        return evaluate(resource["Properties"]["BucketName"], template)
-
-    def get_att(name: str, attribute: str) -> str:
-        assert attribute == "Arn", f"cannot evaluate {name}.{attribute}"
-        return f"arn:aws:s3:::{ref(name)}"
-
-    if set(value) == {"Ref"}:
-        return ref(value["Ref"])
-    if set(value) == {"Fn::GetAtt"}:
-        return get_att(*value["Fn::GetAtt"])
-    if set(value) == {"Fn::Sub"}:
-        text = value["Fn::Sub"]
-        assert isinstance(text, str), "only the one-argument form of Fn::Sub is used"
-        parts = text.split("${")
-        out = parts[0]
-        for part in parts[1:]:
-            if part.startswith("!"):
-                out += "${" + part[1:]
-                continue
-            name, _, rest = part.partition("}")
-            out += get_att(*name.split(".")) if "." in name else ref(name)
-            out += rest
-        return out
-    return {k: evaluate(v, template) for k, v in value.items()}
-
-
 def template_policies(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every policy document in the template, by where it sits."""
     found: dict[str, dict[str, Any]] = {}
@@ -132,15 +93,9 @@ def template_policies(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def packaged(packages: dict[str, Path]) -> dict[str, dict[str, Any]]:
     """Path 2's template for each stage, packaged as ``make package`` does."""
-    root = tmp_path_factory.mktemp("lint-package")
-    templates = {}
-    for stage in STAGES:
-        merge = write_merge_template(stage, root / f"merge-{stage}.json")
-        out = package_app(stage, root / stage, merge)
-        templates[stage] = json.loads((out / "sam.json").read_text())
-    return templates
+    return {stage: sam_template(packages, stage) for stage in STAGES}
 
 
 def all_documents(packaged: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -158,7 +113,7 @@ def test_policy_files_lint_clean(path):
 
 
 def test_every_configured_policy_file_is_linted():
-    config = json.loads((PROJECT / ".chalice" / "config.json").read_text())
+    config = app_config()
     used = {
         PROJECT / ".chalice" / settings["iam_policy_file"]
         for stage in config["stages"].values()
@@ -183,13 +138,14 @@ def test_packaged_policies_lint_clean(packaged, stage):
 
 def test_every_ignore_is_still_needed(packaged):
     """Each ignore in tests/parliament.yaml silences something real, and only that."""
+    documents = all_documents(packaged)
     silenced = {
         (f.issue, f.detail)
-        for where, document in all_documents(packaged).items()
+        for where, document in documents.items()
         for f in findings(document, where, ignored=True)
     }
     assert silenced == {("MALFORMED", "Statement contains neither Resource nor NotResource")}
-    trust = [w for w in all_documents(packaged) if w.endswith(".AssumeRolePolicyDocument")]
+    trust = [w for w in documents if w.endswith(".AssumeRolePolicyDocument")]
     assert len(trust) == 2 * len(STAGES)
 
 

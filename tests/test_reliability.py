@@ -17,7 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from chalice.cli.factory import CLIFactory
 
+from bench.instrument import RequestCounter
 from chalicelib.cleanup import CleanupError
 from chalicelib.s3 import (
     CONNECT_TIMEOUT_S,
@@ -34,7 +35,7 @@ from chalicelib.s3 import (
     make_client,
 )
 from chalicelib.worker_event import format_time
-from tests.conftest import PROJECT, age_objects, object_keys, seed_objects
+from tests.conftest import PROJECT, SCHEDULED_EVENT, age_objects, object_keys, seed_objects
 from tests.faultproxy import (
     Fault,
     FaultProxy,
@@ -46,7 +47,6 @@ from tests.faultproxy import (
 )
 
 SEED = int(os.environ.get("FAULT_SEED", "7"))
-SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
 PUT = frozenset({"PutObject"})
 LIST = frozenset({"ListObjectsV2"})
 DELETE = frozenset({"DeleteObjects"})
@@ -64,31 +64,44 @@ def function_timeouts() -> dict[str, int]:
     return timeouts
 
 
-@dataclass
 class Calls:
-    """The client's own view, by operation: API calls, HTTP attempts, calls that failed."""
+    """The client's own view, by operation: API calls, HTTP attempts (the benchmark's
+    ``RequestCounter``), calls that failed. Like it, each hook only appends to a
+    list, so the counts stay exact with the client shared across threads."""
 
-    calls: Counter = field(default_factory=Counter)
-    attempts: Counter = field(default_factory=Counter)
-    failed: Counter = field(default_factory=Counter)
+    def __init__(self) -> None:
+        self._attempts = RequestCounter()
+        self._calls: list[str] = []
+        self._failed: list[str] = []
 
     def attach(self, client: Any) -> None:
+        self._attempts.attach(client)
         events = client.meta.events
-        events.register("before-call.s3", self._count(self.calls))
-        events.register("before-send.s3", self._count(self.attempts))
+        events.register("before-call.s3", self._on_call)
         events.register("after-call.s3", self._after_call)
-        events.register("after-call-error.s3", self._count(self.failed))
+        events.register("after-call-error.s3", self._on_failure)
 
-    @staticmethod
-    def _count(counter: Counter) -> Any:
-        def handler(event_name: str, **_: Any) -> None:
-            counter[event_name.rsplit(".", 1)[-1]] += 1
+    @property
+    def calls(self) -> Counter:
+        return Counter(self._calls)
 
-        return handler
+    @property
+    def attempts(self) -> Counter:
+        return self._attempts.counts
+
+    @property
+    def failed(self) -> Counter:
+        return Counter(self._failed)
+
+    def _on_call(self, event_name: str, **_: Any) -> None:
+        self._calls.append(event_name.rsplit(".", 1)[-1])
+
+    def _on_failure(self, event_name: str, **_: Any) -> None:
+        self._failed.append(event_name.rsplit(".", 1)[-1])
 
     def _after_call(self, event_name: str, http_response: Any, **_: Any) -> None:
         if http_response.status_code >= 300:
-            self.failed[event_name.rsplit(".", 1)[-1]] += 1
+            self._on_failure(event_name)
 
 
 def failing_faults(proxy: FaultProxy, operation: str) -> int:
@@ -179,8 +192,7 @@ def test_operation_names(method, target, operation):
 
 def test_proxy_names_operations_as_botocore_does(proxy, faulty_s3, s3, bucket):
     client = faulty_s3
-    seen = Calls()
-    seen.attach(client)
+    seen = RequestCounter().attach(client)
     client.put_object(Bucket=bucket, Key="a/b.json", Body=b"{}")
     client.head_object(Bucket=bucket, Key="a/b.json")
     client.get_object(Bucket=bucket, Key="a/b.json")["Body"].read()
@@ -191,7 +203,7 @@ def test_proxy_names_operations_as_botocore_does(proxy, faulty_s3, s3, bucket):
     client.delete_object(Bucket=bucket, Key="a/c.json")
     client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "a/b.json"}]})
     proxy.wait_idle()
-    assert dict(proxy.log.requests) == dict(seen.attempts)
+    assert dict(proxy.log.requests) == dict(seen.counts)
     assert object_keys(s3, bucket) == []
 
 
@@ -562,7 +574,6 @@ def test_cleanup_with_a_retention_window_never_deletes_a_younger_object(
     written = {lambda_handler("worker", {})["key"] for _ in range(5)}  # brand new reports
     young |= written
 
-    proxy.set_faults(CLEANUP_FAULTS)
     runs = []
     for faults in (CLEANUP_FAULTS, CLEANUP_FAULTS, []):
         proxy.set_faults(faults)
