@@ -251,9 +251,10 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         "### Request times and the deadline margin",
         "",
         "The cleanup stops starting requests once the Lambda's remaining time is below "
-        f"`{RESERVE_MS} ms + {MARGIN_FACTOR} x the slowest request so far in the run` "
-        f"({FIRST_REQUEST_ESTIMATE_MS} ms assumed before the first; a list page needs one "
-        "slowest more, for the delete it feeds). Ours' request times "
+        f"`{RESERVE_MS} ms + {MARGIN_FACTOR} x the slowest request of the same kind so far "
+        f"in the run` ({FIRST_REQUEST_ESTIMATE_MS} ms assumed before the first of each kind; "
+        "a list page needs one slowest delete more, for the delete it feeds). "
+        "Ours' request times "
         "(wall, in the client, round trip and contention included):",
         "",
         *_table(

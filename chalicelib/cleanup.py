@@ -13,16 +13,19 @@ listed does not disturb a listing that continues after them. At most
 ``DELETE_WORKERS`` batches are in flight; the listing waits for a free slot, so
 memory stays bounded whatever the bucket holds.
 
-**Deadline.** Before starting any request, the remaining time must exceed a
+**Deadline.** Before starting a request, the remaining time must exceed a
 margin of ``RESERVE_MS + MARGIN_FACTOR * slowest``, where ``slowest`` is the
-slowest request measured so far in this run (``FIRST_REQUEST_ESTIMATE_MS``
-before the first); a list page also needs time for one more ``slowest``, the
-delete that makes listing it worthwhile. The requests in flight at the cut run
-in parallel and their measured times include the contention at this
-concurrency, so they finish in about one ``slowest``; the factor leaves as much
-again for variance, the reserve covers returning. The run then returns a
-partial result (``complete: false``) instead of being killed; listing is
-stateless, so the next run simply lists what is left.
+slowest request *of the same operation* measured so far in this run
+(``FIRST_REQUEST_ESTIMATE_MS`` before the first); a list page also needs time
+for one more ``DeleteObjects``, the delete that makes listing it worthwhile.
+Keeping the two operations apart matters: one slow list page must not make the
+run refuse the delete of the page it already paid for (with a single
+``slowest`` that happened, and every run then stopped after its first page).
+The requests in flight at the cut run in parallel and their measured times
+include the contention at this concurrency, so they finish in about one
+``slowest``; the factor leaves as much again for variance, the reserve covers
+returning. The run then returns a partial result (``complete: false``) instead
+of being killed; listing is stateless, so the next run simply lists what is left.
 """
 
 import contextlib
@@ -96,23 +99,31 @@ class CleanupError(RuntimeError):
         self.result = result
 
 
+LIST = "ListObjectsV2"
+DELETE = "DeleteObjects"
+
+
 class Deadline:
     """Whether a request started now still ends, with the run, before the Lambda timeout."""
 
     def __init__(self, remaining_ms: Callable[[], float] | None) -> None:
         self._remaining_ms = remaining_ms
-        self.slowest_ms = 0.0
+        self._slowest_ms: dict[str, float] = {}
 
-    def record(self, seconds: float) -> None:
-        self.slowest_ms = max(self.slowest_ms, seconds * 1000)
+    def record(self, operation: str, seconds: float) -> None:
+        self._slowest_ms[operation] = max(self._slowest_ms.get(operation, 0.0), seconds * 1000)
 
     @property
-    def margin_ms(self) -> float:
-        return RESERVE_MS + MARGIN_FACTOR * (self.slowest_ms or FIRST_REQUEST_ESTIMATE_MS)
+    def slowest_ms(self) -> float:
+        return max(self._slowest_ms.values(), default=0.0)
 
-    def allows_start(self, then: int = 0) -> bool:
-        """Time for a request, and for ``then`` more that must follow it to be of use?"""
-        needed = self.margin_ms + then * (self.slowest_ms or FIRST_REQUEST_ESTIMATE_MS)
+    def estimate_ms(self, operation: str) -> float:
+        return self._slowest_ms.get(operation, FIRST_REQUEST_ESTIMATE_MS)
+
+    def allows_start(self, operation: str, then: tuple[str, ...] = ()) -> bool:
+        """Time for ``operation``, and for the ones in ``then`` that must follow it to be of use?"""
+        needed = RESERVE_MS + MARGIN_FACTOR * self.estimate_ms(operation)
+        needed += sum(self.estimate_ms(following) for following in then)
         return self._remaining_ms is None or self._remaining_ms() > needed
 
 
@@ -166,7 +177,7 @@ class _Deletes:
         while len(self.in_flight) >= self.workers:
             self._collect(wait(self.in_flight, return_when=FIRST_COMPLETED).done)
         self._collect([f for f in self.in_flight if f.done()])
-        if not self.deadline.allows_start():
+        if not self.deadline.allows_start(DELETE):
             raise _AtDeadline
         self.in_flight[self.pool.submit(_delete_batch, self.s3, self.bucket, keys)] = len(keys)
         self.result.requests += 1
@@ -178,7 +189,7 @@ class _Deletes:
         for future in done:
             count = self.in_flight.pop(future)
             failed, seconds = future.result()
-            self.deadline.record(seconds)
+            self.deadline.record(DELETE, seconds)
             self.result.failures.extend(failed)
             self.result.deleted += count - len(failed)
 
@@ -190,12 +201,12 @@ def _pages(s3: Any, bucket: str, deadline: Deadline, result: CleanupResult) -> I
     """
     params: dict[str, str] = {"Bucket": bucket}
     while True:
-        if not deadline.allows_start(then=0 if result.dry_run else 1):
+        if not deadline.allows_start(LIST, then=() if result.dry_run else (DELETE,)):
             raise _AtDeadline
         started = time.monotonic()
         result.requests += 1
         page = s3.list_objects_v2(**params)
-        deadline.record(time.monotonic() - started)
+        deadline.record(LIST, time.monotonic() - started)
         yield page
         if not page.get("IsTruncated"):
             return

@@ -29,7 +29,7 @@ from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
 from chalice.local import LambdaContext
-from chalice.test import FunctionNotFoundError, TestLambdaClient
+from chalice.test import FunctionNotFoundError, InvokeResponse, TestLambdaClient
 
 _DEVTOOLS = str(Path(__file__).resolve().parent)
 
@@ -191,6 +191,13 @@ class ConfiguredLambdaClient(TestLambdaClient):
         scoped = self._config.scope(self._config.chalice_stage, function_name)
         with self._patched_env_vars(scoped.environment_variables):
             yield
+
+    def invoke(self, function_name: str, payload: Any = None) -> InvokeResponse:
+        """A drop-in for chalice's ``invoke``, with the stage's timeout in the context."""
+        result, _ = self.invoke_with_context(
+            function_name, {} if payload is None else payload, str(uuid.uuid4())
+        )
+        return InvokeResponse(payload=result)
 
     def invoke_with_context(
         self, function_name: str, payload: Any, request_id: str

@@ -23,8 +23,8 @@ from botocore.exceptions import ClientError
 from chalice.cli.factory import CLIFactory
 from chalice.deploy import models
 from chalice.deploy.appgraph import ApplicationGraphBuilder
-from chalice.test import Client
 
+from devtools.lambda_runner import ConfiguredLambdaClient
 from devtools.merge_template import app_config
 from tests.conftest import PROJECT, seed_objects, stage_bucket
 
@@ -305,8 +305,10 @@ def lambda_as(
     monkeypatch.setenv("AWS_SESSION_TOKEN", credentials["SessionToken"])
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it caches the first credentials
     monkeypatch.setattr(app, "S3", app.make_client())
-    with Client(app.app, stage_name=stage, project_dir=str(PROJECT)) as client:
-        yield client.lambda_
+    # chalice's own test client gives every function 3 s; the cleanup honours its
+    # deadline, so run with the stage's configured timeout as Lambda would.
+    config = CLIFactory(str(PROJECT)).create_config_obj(chalice_stage_name=stage)
+    yield ConfiguredLambdaClient(app.app, config)
 
 
 def denied_by_iam(exc: BaseException) -> bool:
