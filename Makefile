@@ -13,7 +13,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 ## Run the worker and the cleanup locally against an embedded S3.
 run: $(STAMP)
-	$(PY) -m devtools.run_local
+	$(PY) -m devtools.local_lambda.run_local
 
 ## Local Lambda loop (README "Local Lambda loop"): embedded S3 on 127.0.0.1:4572 and the
 ## app's schedules firing until Ctrl-C; `make invoke NAME=worker < events/worker.json`.
@@ -36,7 +36,7 @@ CHALICE := $(VENV)/bin/chalice
 
 ## Path 1: create or update the stage's bucket stack (infra/bucket.json), and wait.
 bucket: $(STAMP)
-	$(PY) -m devtools.bucket_stack deploy --stage $(STAGE)
+	$(PY) -m devtools.deploy.bucket_stack deploy --stage $(STAGE)
 
 ## Path 1: the bucket stack, then chalice deploy (without stale bytecode in the zip).
 deploy: bucket
@@ -45,13 +45,13 @@ deploy: bucket
 
 ## Path 1: refuse while the bucket holds objects; else chalice delete, then the bucket stack.
 destroy: $(STAMP)
-	$(PY) -m devtools.bucket_stack check-empty --stage $(STAGE)
+	$(PY) -m devtools.deploy.bucket_stack check-empty --stage $(STAGE)
 	$(CHALICE) delete --stage $(STAGE)
-	$(PY) -m devtools.bucket_stack delete --stage $(STAGE)
+	$(PY) -m devtools.deploy.bucket_stack delete --stage $(STAGE)
 
 ## Path 2: one template with the bucket merged in: out/$(STAGE)/{sam.json,deployment.zip}.
 package: $(STAMP)
-	$(PY) -m devtools.package --stage $(STAGE)
+	$(PY) -m devtools.deploy.package --stage $(STAGE)
 
 ## Lint, then the whole test suite (what CI runs).
 test: $(STAMP) lint

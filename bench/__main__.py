@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench import cleanup_bench, report, worker_bench
 from bench.s3_host import MotoChild, start_host
-from devtools.embedded_s3 import ensure_region, point_aws_at
+from devtools.local_lambda.embedded_s3 import ensure_region, point_aws_at
 
 PROJECT = Path(__file__).resolve().parent.parent
 PLOT = "cleanup_throughput.png"

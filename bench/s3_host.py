@@ -119,7 +119,7 @@ def _serve() -> None:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
-    from devtools.embedded_s3 import embedded_s3
+    from devtools.local_lambda.embedded_s3 import embedded_s3
 
     with embedded_s3() as endpoint:
         print(endpoint, flush=True)

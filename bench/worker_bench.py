@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 
 from bench.cleanup_bench import percentile
-from devtools.package import package_app
+from devtools.deploy.package import package_app
 
 PROBE = (Path(__file__).resolve().parent / "worker_probe.py").read_text()
 BUCKET = "bench-worker-reports"

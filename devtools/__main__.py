@@ -1,7 +1,7 @@
-"""``python -m devtools``: the local Lambda loop (see devtools/cli.py)."""
+"""``python -m devtools``: the local Lambda loop (see devtools/local_lambda/cli.py)."""
 
 import sys
 
-from devtools.cli import main
+from devtools.local_lambda.cli import main
 
 sys.exit(main())

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from devtools.merge_template import app_config, write_merge_template
-from devtools.package import copy_deployable, package_app
+from devtools.deploy.merge_template import app_config, write_merge_template
+from devtools.deploy.package import copy_deployable, package_app
 
 __all__ = [
     "STAGES",

@@ -18,7 +18,7 @@ from chalicelib.cleanup import CleanupError, empty_bucket
 from chalicelib.s3 import CLIENT_CONFIG
 from chalicelib.settings import ConfigurationError, parse_duration
 from chalicelib.worker_event import InvalidEventError
-from devtools.lambda_runner import ConfiguredLambdaClient
+from devtools.local_lambda.lambda_runner import ConfiguredLambdaClient
 from tests.conftest import PROJECT, SCHEDULED_EVENT, age_objects, object_keys, seed_objects
 from tests.faultproxy import Fault, fault_proxy
 

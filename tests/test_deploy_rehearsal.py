@@ -23,8 +23,13 @@ import requests
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from devtools.bucket_stack import BucketNotEmptyError, StackError, delete_bucket, deploy_bucket
-from devtools.merge_template import app_config
+from devtools.deploy.bucket_stack import (
+    BucketNotEmptyError,
+    StackError,
+    delete_bucket,
+    deploy_bucket,
+)
+from devtools.deploy.merge_template import app_config
 from tests.conftest import PROJECT, stage_bucket, stage_config
 from tests.packaging import copy_deployable
 

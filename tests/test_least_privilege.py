@@ -24,8 +24,8 @@ from chalice.cli.factory import CLIFactory
 from chalice.deploy import models
 from chalice.deploy.appgraph import ApplicationGraphBuilder
 
-from devtools.lambda_runner import ConfiguredLambdaClient
-from devtools.merge_template import app_config
+from devtools.deploy.merge_template import app_config
+from devtools.local_lambda.lambda_runner import ConfiguredLambdaClient
 from tests.conftest import PROJECT, seed_objects, stage_bucket
 
 CONFIG = app_config()

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from chalice import Chalice
 
-from devtools.lambda_runner import LocalLambda
+from devtools.local_lambda.lambda_runner import LocalLambda
 from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket
 
 LAMBDA_BLOCK = re.compile(

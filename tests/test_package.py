@@ -12,8 +12,13 @@ from typing import Any
 
 import pytest
 
-from devtools.embedded_s3 import DEFAULT_REGION, LOCAL_CREDENTIALS
-from devtools.merge_template import BUCKET_PARAMETER, app_config, bucket_logical_id, rewire_arn
+from devtools.deploy.merge_template import (
+    BUCKET_PARAMETER,
+    app_config,
+    bucket_logical_id,
+    rewire_arn,
+)
+from devtools.local_lambda.embedded_s3 import DEFAULT_REGION, LOCAL_CREDENTIALS
 from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket, stage_config
 from tests.packaging import STAGES, evaluate, sam_template
 

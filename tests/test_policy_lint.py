@@ -19,7 +19,7 @@ import parliament
 import pytest
 from parliament.cli import is_finding_filtered
 
-from devtools.merge_template import app_config
+from devtools.deploy.merge_template import app_config
 from tests.conftest import PROJECT
 from tests.packaging import STAGES, evaluate, sam_template
 

@@ -7,7 +7,7 @@ import pytest
 from chalice import Blueprint, Chalice, Cron, Rate
 from chalice.app import CloudWatchEvent
 
-from devtools.scheduler import (
+from devtools.local_lambda.scheduler import (
     Schedule,
     ScheduleError,
     Scheduler,

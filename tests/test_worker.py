@@ -13,7 +13,7 @@ from chalice.test import Client
 
 from chalicelib.settings import ConfigurationError
 from chalicelib.worker_event import InvalidEventError
-from devtools.lambda_runner import LocalLambda
+from devtools.local_lambda.lambda_runner import LocalLambda
 from tests.conftest import PROJECT, object_keys
 
 KEY = re.compile(r"reports/(\d{4}-\d{2}-\d{2})/([0-9a-f-]{36})\.json")

@@ -4,8 +4,8 @@
 directory, so no ``__pycache__``, ``.chalice/deployed`` or tooling from the
 work tree can reach the zip, and runs ``chalice package`` there.
 
-Run: ``python -m devtools.package --stage prod`` writes ``out/merge-prod.json``
-(see ``devtools.merge_template``) and ``out/prod/`` (``sam.json`` +
+Run: ``python -m devtools.deploy.package --stage prod`` writes ``out/merge-prod.json``
+(see ``devtools.deploy.merge_template``) and ``out/prod/`` (``sam.json`` +
 ``deployment.zip``).
 """
 
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from devtools.merge_template import PROJECT, app_config, write_merge_template
+from devtools.deploy.merge_template import PROJECT, app_config, write_merge_template
 
 CHALICE = Path(sys.executable).parent / "chalice"  # the venv's, beside its python
 DEPLOYABLE = ("app.py", "requirements.txt", "chalicelib")
@@ -76,11 +76,15 @@ def package_app(stage: str, out_dir: Path, merge_template: Path | None = None) -
     return out_dir
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="chalice package with the bucket merged in")
     parser.add_argument("--stage", default="prod")
     parser.add_argument("--out", type=Path, default=PROJECT / "out")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     merge = write_merge_template(args.stage, args.out / f"merge-{args.stage}.json")
     out_dir = package_app(args.stage, args.out / args.stage, merge)
     zip_kb = (out_dir / "deployment.zip").stat().st_size / 1024

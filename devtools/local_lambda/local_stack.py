@@ -24,7 +24,12 @@ from chalice import Chalice
 from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 
-from devtools.embedded_s3 import PortInUseError, embedded_s3, ensure_region, point_aws_at
+from devtools.local_lambda.embedded_s3 import (
+    PortInUseError,
+    embedded_s3,
+    ensure_region,
+    point_aws_at,
+)
 
 DEFAULT_PORT = 4572  # `up`'s embedded S3 on 127.0.0.1 (LocalStack's old S3 port)
 STATE_FILE = "up.json"

@@ -16,9 +16,9 @@ from typing import Any
 
 import boto3
 
-from devtools.embedded_s3 import embedded_s3, ensure_region, point_aws_at
+from devtools.local_lambda.embedded_s3 import embedded_s3, ensure_region, point_aws_at
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _step(title: str) -> None:
@@ -37,7 +37,7 @@ def _invoke(local: Any, name: str, payload: Any) -> Any:
 
 def run(stage: str) -> None:
     from app import app  # imported only once the endpoint is configured
-    from devtools.lambda_runner import LocalLambda
+    from devtools.local_lambda.lambda_runner import LocalLambda
 
     local = LocalLambda(app, stage=stage, project_dir=str(PROJECT))
     bucket = local.config.scope(stage, "worker").environment_variables["BUCKET"]
@@ -68,10 +68,14 @@ def run(stage: str) -> None:
     print("OK")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="dev")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     sys.path.insert(0, str(PROJECT))
     if os.environ.get("AWS_ENDPOINT_URL_S3"):
         ensure_region()

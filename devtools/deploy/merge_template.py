@@ -1,7 +1,7 @@
 """Generate the ``chalice package --merge-template`` for one stage (path 2).
 
 The bucket comes from ``infra/bucket.json`` (the single definition, also
-deployed alone by ``devtools.bucket_stack`` for path 1), and the rest from
+deployed alone by ``devtools.deploy.bucket_stack`` for path 1), and the rest from
 ``.chalice/config.json`` and the stage's policy files, so nothing here is
 maintained by hand:
 
@@ -14,7 +14,7 @@ maintained by hand:
   bucket's ARNs rewritten to ``Fn::GetAtt``/``Fn::Sub``. ``--merge-template``
   replaces lists instead of merging them, so the whole list is given.
 
-Run: ``python -m devtools.merge_template --stage prod`` (writes
+Run: ``python -m devtools.deploy.merge_template --stage prod`` (writes
 ``out/merge-prod.json``).
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 BUCKET_TEMPLATE = Path("infra") / "bucket.json"  # relative to the project
 BUCKET_PARAMETER = "BucketName"
 S3_ARN_PREFIX = "arn:aws:s3:::"
@@ -127,11 +127,15 @@ def write_merge_template(stage: str, out: Path, project: Path = PROJECT) -> Path
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="dev")
     parser.add_argument("--out", type=Path, help="default: out/merge-<stage>.json")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     out = write_merge_template(args.stage, args.out or PROJECT / "out" / f"merge-{args.stage}.json")
     print(out)
 

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from devtools.lambda_runner import Invocation, LocalLambda
-from devtools.local_logs import LogFilter, LogStore, print_records
-from devtools.local_stack import (
+from devtools.local_lambda.lambda_runner import Invocation, LocalLambda
+from devtools.local_lambda.local_logs import LogFilter, LogStore, print_records
+from devtools.local_lambda.local_stack import (
     DEFAULT_PORT,
     LOG_FILE,
     Project,
@@ -35,7 +35,7 @@ from devtools.local_stack import (
     s3_for_up,
     write_state,
 )
-from devtools.scheduler import (
+from devtools.local_lambda.scheduler import (
     Schedule,
     ScheduleError,
     Scheduler,

@@ -9,7 +9,7 @@ is still there to empty the bucket) and ``delete`` after it.
 
 Uses the standard AWS settings (profile, region, ``AWS_ENDPOINT_URL``).
 
-Run: ``python -m devtools.bucket_stack {deploy,check-empty,delete} --stage dev``
+Run: ``python -m devtools.deploy.bucket_stack {deploy,check-empty,delete} --stage dev``
 """
 
 import argparse
@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from devtools.merge_template import (
+from devtools.deploy.merge_template import (
     BUCKET_PARAMETER,
     BUCKET_TEMPLATE,
     PROJECT,
@@ -167,11 +167,15 @@ def bucket_exists(s3: Any, bucket: str) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="The stage's reports bucket stack")
     parser.add_argument("command", choices=["deploy", "check-empty", "delete"])
     parser.add_argument("--stage", default="dev")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         config = app_config()
         stack, bucket = stack_name(config, args.stage), stage_bucket(config, args.stage)

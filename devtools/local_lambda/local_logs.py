@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from devtools.lambda_runner import Invocation, lambda_time
+from devtools.local_lambda.lambda_runner import Invocation, lambda_time
 
 LAMBDA_PREFIXES = ("START RequestId", "END RequestId", "REPORT RequestId")
 
