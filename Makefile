@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m devtools.local_lambda.run_local
 
-## Local Lambda loop (README "Local Lambda loop"): embedded S3 on 127.0.0.1:4572 and the
+## Local Lambda loop (docs/local-loop.md): embedded S3 on 127.0.0.1:4572 and the
 ## app's schedules firing until Ctrl-C; `make invoke NAME=worker < events/worker.json`.
 .PHONY: up invoke
 up: $(STAMP)
@@ -30,7 +30,7 @@ invoke: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
-## Deploy to AWS (README "Deploy to AWS"). STAGE is a stage in .chalice/config.json.
+## Deploy to AWS (docs/deploy.md). STAGE is a stage in .chalice/config.json.
 STAGE ?= dev
 CHALICE := $(VENV)/bin/chalice
 

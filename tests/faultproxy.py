@@ -508,7 +508,7 @@ FIGURES = Path(__file__).resolve().parent.parent / ".local" / "reliability.json"
 
 def record_figures(scenario: str, figures: dict[str, Any]) -> None:
     """Print a scenario's figures and merge them into ``.local/reliability.json``,
-    where the README's Reliability table is copied from."""
+    where the table in docs/reliability.md is copied from."""
     print(f"\n{scenario}: {json.dumps(figures, sort_keys=True)}")
     FIGURES.parent.mkdir(exist_ok=True)
     data = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}

@@ -376,7 +376,7 @@ def test_the_bucket_stack_and_what_moto_applies_of_its_hardening(rehearsal):
     assert bucket["versioning"] is None  # never enabled
     # Not applied by moto 5.2.5's CloudFormation: verified on the template only
     # (tests/test_package.py). If this fails, moto applies them now: assert their
-    # values here and update the README's "verified where" table.
+    # values here and update the "verified where" table in docs/deploy.md.
     assert (bucket["public_access_block"], bucket["ownership"], bucket["policy"]) == (
         None,
         None,

@@ -2,7 +2,7 @@
 
 For any payload, the worker either stores a report whose fields round-trip, or
 raises ``InvalidEventError`` naming a field, and then writes nothing. What it
-should do is decided by an oracle written here from RFC 3339 and the README,
+should do is decided by an oracle written here from RFC 3339 and docs/worker.md,
 independently of ``chalicelib/worker_event.py``: it must accept exactly what
 the oracle accepts and store exactly what the oracle computes.
 
@@ -52,7 +52,7 @@ def expected_time(text: str) -> str | None:
     """The stored form (UTC, milliseconds truncated, Z) of a valid time; None if invalid.
 
     Leap seconds are valid RFC 3339 but cannot be represented, so they are
-    rejected (README); so are times outside years 1-9999 once in UTC.
+    rejected (docs/worker.md); so are times outside years 1-9999 once in UTC.
     """
     m = _DATE_TIME.fullmatch(text)
     if m is None:
@@ -332,7 +332,7 @@ def nested(depth: int) -> Any:
 
 @pytest.fixture(scope="module", autouse=True)
 def fuzz_figures() -> Any:
-    """Totals over the module, for the README's table."""
+    """Totals over the module, for the table in docs/reliability.md."""
     totals = {"examples stored": 0, "examples refused": 0}
     yield totals
     record_figures("fuzz: hostile and near-valid events", totals)

@@ -76,7 +76,7 @@ def test_cfn_lint_does_report_a_broken_template(tmp_path):
     assert "AES512" in result.stdout
 
 
-# -- the bucket template (verified here; see the README's table) -------------
+# -- the bucket template (verified here; see the table in docs/deploy.md) -------------
 
 
 def test_bucket_template_is_hardened_and_unversioned():
