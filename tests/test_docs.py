@@ -1,0 +1,311 @@
+"""Docs that cannot rot: what the pages tell a user to type still exists.
+
+Pages: README.md, SECURITY.md, BENCHMARKS.md and docs/*.md (docs/_incoming/ is
+drafts, not pages). Nothing is run: targets are read from make's database,
+flags are checked by the tools' own argparse parsers, paths by the file system.
+
+- **make targets.** In every ```console block, each command line (``$ ...``)
+  that runs ``make`` names only targets of the Makefile, read from
+  ``make -pq`` (make's database; ``-q`` runs no recipe).
+- **devtools commands.** In every console block, command lines and the lines
+  make echoes, each ``python -m devtools ...`` (any ``python``,
+  ``.venv/bin/python``, ...) and ``python -m devtools.<package>.<module> ...``
+  is parsed by that module's ``build_parser()`` (``python -m devtools`` is
+  ``devtools.local_lambda.cli``). A flag, subcommand or choice it refuses fails.
+- **paths.** A repo path is a token holding a ``/`` that is relative and
+  concrete: no scheme (``s3://``, ``https://``), not absolute or under ``~``,
+  no placeholder (``<stage>``, ``{...}``, ``$VAR``), not leaving the repository
+  (``../``), and not generated (``out/``, ``.local/``, ``.venv/``,
+  ``__pycache__``). Tokens are taken from console command lines (redirection
+  targets included), from inline code that is one token in
+  README.md and docs/*.md, and from relative markdown links (resolved from the
+  page's folder; the rest from the repository root). Each must exist; a ``*``
+  must match something. Paths outside this repository that the pages name on
+  purpose (inside the deployment zip or an installed package) start with one of
+  ``FOREIGN_ROOTS``. A link's ``#anchor`` must name a heading of its page.
+"""
+
+import argparse
+import contextlib
+import importlib
+import io
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+FOREIGN_ROOTS = ("chalice/", "moto/", "botocore/", "boto3/")
+GENERATED = ("out/", ".local/", ".venv/")
+PYTHON_M = re.compile(r"(?:^|[\s;|&(])(?:\S*/)?python3?(?:\.\d+)? -m (devtools(?:\.[\w.]+)?)(.*)$")
+SHELL_OPERATORS = {";", "|", "||", "&&", "&", "(", ")"}
+REDIRECTION = re.compile(r"\d*(?:<|>>?)(?:&\d+)?")
+
+
+def pages() -> list[Path]:
+    root = [PROJECT / name for name in ("README.md", "SECURITY.md", "BENCHMARKS.md")]
+    return [p for p in root if p.exists()] + sorted((PROJECT / "docs").glob("*.md"))
+
+
+@dataclass(frozen=True)
+class Line:
+    page: Path
+    number: int
+    text: str
+
+    def where(self) -> str:
+        return f"{self.page.relative_to(PROJECT)}:{self.number}"
+
+
+def console_lines(page: Path) -> list[Line]:
+    """The lines inside ```console fences."""
+    lines, inside = [], False
+    for number, text in enumerate(page.read_text().splitlines(), 1):
+        if text.startswith("```"):
+            inside = not inside and text.strip() == "```console"
+        elif inside:
+            lines.append(Line(page, number, text))
+    return lines
+
+
+def prose_lines(page: Path) -> list[Line]:
+    """The lines outside any fence."""
+    lines, inside = [], False
+    for number, text in enumerate(page.read_text().splitlines(), 1):
+        if text.startswith("```"):
+            inside = not inside
+        elif not inside:
+            lines.append(Line(page, number, text))
+    return lines
+
+
+def command(line: Line) -> str | None:
+    """The command of a ``$ ...`` line, else None."""
+    return line.text[2:] if line.text.startswith("$ ") else None
+
+
+def simple_commands(text: str) -> list[list[str]]:
+    """A shell line as its simple commands (argv lists), without comments or
+    redirections (``< file`` and ``2>/dev/null`` are dropped with their target)."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|()<>")
+    lexer.whitespace_split = True
+    commands, argv, skip_next = [], [], False
+    for token in lexer:
+        if skip_next:
+            skip_next = False
+        elif token in SHELL_OPERATORS:
+            commands.append(argv)
+            argv = []
+        elif re.fullmatch(r"[<>]+&?", token):
+            skip_next = True
+            if argv and argv[-1].isdigit():  # the 2 of 2>
+                argv.pop()
+        else:
+            argv.append(token)
+    commands.append(argv)
+    return [c for c in commands if c]
+
+
+def words(text: str) -> list[str]:
+    """Every word of a shell line, redirection targets included."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|()<>")
+    lexer.whitespace_split = True
+    return [token for token in lexer if not re.fullmatch(r"[;&|()<>]+", token)]
+
+
+def make_invocations(argv: list[str]) -> list[str] | None:
+    """The targets of a ``[VAR=value ...] [time] make ...`` command, else None."""
+    words = list(argv)
+    while words and (re.fullmatch(r"\w+=.*", words[0]) or words[0] == "time"):
+        words.pop(0)
+    if not words or words[0] != "make":
+        return None
+    return [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+
+
+@pytest.fixture(scope="module")
+def make_targets() -> set[str]:
+    """Every target in make's database for the Makefile (nothing is run)."""
+    database = subprocess.run(
+        ["make", "-pq", "-C", str(PROJECT), "--no-print-directory"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    ).stdout
+    targets, not_a_target = set(), False
+    for text in database.splitlines():
+        if text == "# Not a target:":
+            not_a_target = True
+            continue
+        match = re.match(r"^([^\s#:=][^:=]*?):(?!=)", text)
+        if match and not not_a_target:
+            targets.update(match.group(1).split())
+        if text and not text.startswith("#"):
+            not_a_target = False
+    return targets
+
+
+def parser_for(module: str) -> argparse.ArgumentParser:
+    """The argparse parser of a ``python -m`` module, without running it."""
+    name = "devtools.local_lambda.cli" if module == "devtools" else module
+    builder = getattr(importlib.import_module(name), "build_parser", None)
+    if builder is None:
+        raise LookupError(f"{name} has no build_parser()")
+    return builder()
+
+
+def refusal(module: str, args: list[str]) -> str | None:
+    """Why the module's parser refuses ``args``, or None if it accepts them."""
+    try:
+        parser = parser_for(module)
+    except (ImportError, LookupError) as exc:
+        return f"python -m {module}: {exc}"
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            parser.parse_args(args)
+    except SystemExit as exc:
+        if exc.code:
+            return stderr.getvalue().strip().splitlines()[-1]
+    return None
+
+
+def devtools_commands(line: Line) -> list[tuple[str, list[str]]]:
+    """Each ``python -m devtools...`` in a console line, as (module, args)."""
+    text = command(line) or line.text
+    found = []
+    for argv in simple_commands(text) if "-m devtools" in text else []:
+        match = PYTHON_M.search(" ".join(shlex.quote(word) for word in argv))
+        if match:
+            found.append((match.group(1), shlex.split(match.group(2))))
+    return found
+
+
+def is_repo_path(token: str) -> bool:
+    if "/" not in token or "://" in token or re.search(r"[<>{}$\s]|\.\.\.", token):
+        return False
+    if token.startswith(("/", "~", "../", *GENERATED, *FOREIGN_ROOTS)) or "__pycache__" in token:
+        return False
+    return bool(re.fullmatch(r"[\w.*@+-]+(/[\w.*@+-]*)*", token))
+
+
+def path_mentions(page: Path) -> list[tuple[Line, str, Path]]:
+    """(line, token, where it must exist) for each repo path the page names."""
+    found = []
+    for line in console_lines(page):
+        found += [(line, w, PROJECT / w) for w in words(command(line) or "") if is_repo_path(w)]
+    if page.name in ("SECURITY.md", "BENCHMARKS.md"):
+        return found
+    for line in prose_lines(page):
+        for span in re.findall(r"`([^`\s]+)`", line.text):
+            token = span.rstrip(".,:;")
+            if is_repo_path(token):
+                found.append((line, token, PROJECT / token))
+        for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", line.text):
+            resolved = (page.parent / target).resolve()
+            if "://" not in target and resolved.is_relative_to(PROJECT):
+                found.append((line, target, resolved))
+    return found
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's heading ids: lower case, punctuation dropped, spaces to hyphens."""
+    headings = [line.text for line in prose_lines(page) if line.text.startswith("#")]
+    return {
+        re.sub(r"[^\w\- ]", "", h.lstrip("#").strip().lower()).replace(" ", "-") for h in headings
+    }
+
+
+def exists(path: Path) -> bool:
+    if "*" in path.name or "*" in str(path.parent):
+        return any(PROJECT.glob(str(path.relative_to(PROJECT))))
+    return path.exists()
+
+
+def test_the_pages_are_found_and_hold_commands(make_targets):
+    """Guards the checks below against passing on nothing."""
+    names = {p.relative_to(PROJECT).as_posix() for p in pages()}
+    assert {"README.md", "docs/local-loop.md", "docs/deploy.md"} <= names
+    readme = [command(line) for line in console_lines(PROJECT / "README.md")]
+    assert "make run" in " ".join(filter(None, readme))
+    assert {"run", "test", "deploy", "package", "up", "invoke"} <= make_targets
+    everything = [line for page in pages() for line in console_lines(page)]
+    assert sum(len(devtools_commands(line)) for line in everything) >= 10
+    assert sum(len(path_mentions(page)) for page in pages()) >= 30
+
+
+def test_every_make_target_in_the_docs_exists(make_targets):
+    missing = []
+    for page in pages():
+        for line in console_lines(page):
+            for argv in simple_commands(command(line) or ""):
+                for target in make_invocations(argv) or []:
+                    if target not in make_targets:
+                        missing.append(f"{line.where()}: make {target}: no such target")
+    assert not missing, "\n".join(missing)
+
+
+def test_every_devtools_command_in_the_docs_is_accepted_by_its_parser():
+    refused = []
+    for page in pages():
+        for line in console_lines(page):
+            for module, args in devtools_commands(line):
+                reason = refusal(module, args)
+                if reason:
+                    refused.append(
+                        f"{line.where()}: python -m {module} {shlex.join(args)}: {reason}"
+                    )
+    assert not refused, "\n".join(refused)
+
+
+def test_every_repo_path_in_the_docs_exists():
+    missing = [
+        f"{line.where()}: {token}"
+        for page in pages()
+        for line, token, path in path_mentions(page)
+        if not exists(path)
+    ]
+    assert not missing, "missing paths:\n" + "\n".join(missing)
+
+
+def test_every_link_to_a_heading_finds_it():
+    broken = []
+    for page in pages():
+        for line in prose_lines(page):
+            for target, anchor in re.findall(r"\]\(([^)\s#]*)#([^)\s]+)\)", line.text):
+                linked = (page.parent / target).resolve() if target else page
+                if "://" in target or not linked.is_relative_to(PROJECT) or not linked.exists():
+                    continue  # other sites; a missing page is the path check's
+                if anchor not in anchors(linked):
+                    broken.append(f"{line.where()}: {target}#{anchor}")
+    assert not broken, "links to no heading:\n" + "\n".join(broken)
+
+
+def test_the_parsers_refuse_what_they_should():
+    """The flag check can fail: an unknown flag and a bad choice are refused."""
+    assert refusal("devtools", ["invoke", "worker", "--stage", "dev"]) is None
+    assert "unrecognized arguments: --payloads" in refusal(
+        "devtools", ["invoke", "--payloads", "{}"]
+    )
+    assert "invalid choice" in refusal("devtools.deploy.bucket_stack", ["deploy-all"])
+    assert "No module named" in refusal("devtools.package", ["--stage", "dev"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("make run      # comment", [["make", "run"]]),
+        ("make invoke NAME=worker < events/worker.json", [["make", "invoke", "NAME=worker"]]),
+        ('x 2>/dev/null; echo "exit $?"', [["x"], ["echo", "exit $?"]]),
+        (
+            "jq . a.json | chalice invoke -n cleanup",
+            [["jq", ".", "a.json"], ["chalice", "invoke", "-n", "cleanup"]],
+        ),
+    ],
+)
+def test_shell_lines_split_into_commands(text, expected):
+    assert simple_commands(text) == expected
