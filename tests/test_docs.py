@@ -5,7 +5,7 @@ drafts, not pages). Nothing is run: targets are read from make's database,
 flags are checked by the tools' own argparse parsers, paths by the file system.
 
 - **make targets.** In every ```console block, each command line (``$ ...``)
-  that runs ``make`` names only targets of the Makefile, read from
+  that runs ``make`` names only targets with a rule in the Makefile, read from
   ``make -pq`` (make's database; ``-q`` runs no recipe).
 - **devtools commands.** In every console block, command lines and the lines
   make echoes, each ``python -m devtools ...`` (any ``python``,
@@ -128,7 +128,9 @@ def make_invocations(argv: list[str]) -> list[str] | None:
 
 @pytest.fixture(scope="module")
 def make_targets() -> set[str]:
-    """Every target in make's database for the Makefile (nothing is run)."""
+    """Every target make's database for the Makefile gives a recipe or a
+    prerequisite (nothing is run). A name only listed in .PHONY has neither:
+    `make NAME` would do nothing, so it does not count."""
     database = subprocess.run(
         ["make", "-pq", "-C", str(PROJECT), "--no-print-directory"],
         capture_output=True,
@@ -136,16 +138,14 @@ def make_targets() -> set[str]:
         check=False,
         timeout=30,
     ).stdout
-    targets, not_a_target = set(), False
-    for text in database.splitlines():
-        if text == "# Not a target:":
-            not_a_target = True
+    targets = set()
+    for entry in database.split("\n\n"):
+        lines = entry.strip("\n").splitlines()
+        if not lines or lines[0] == "# Not a target:":
             continue
-        match = re.match(r"^([^\s#:=][^:=]*?):(?!=)", text)
-        if match and not not_a_target:
+        match = re.match(r"^([^\s#:=][^:=]*?):(?!=)(.*)$", lines[0])
+        if match and (match.group(2).strip() or any(x.startswith("\t") for x in lines[1:])):
             targets.update(match.group(1).split())
-        if text and not text.startswith("#"):
-            not_a_target = False
     return targets
 
 
