@@ -3,7 +3,7 @@
 ``package_app(stage, out_dir, merge_template=None) -> out_dir`` runs
 ``chalice package`` offline on a clean copy of the project's deployable files
 and returns the directory holding ``sam.json`` and ``deployment.zip``; the
-implementation (shared with ``make package``) is in ``devtools/package.py``.
+implementation (shared with ``make package``) is in ``devtools/deploy/package.py``.
 
 ``packages`` is a session fixture: every stage packaged once for the whole run.
 A module uses it with ``pytest_plugins = ["tests.packaging"]`` (registered once,
