@@ -236,7 +236,9 @@ class FailureStore:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def send(self, function_name: str, stage: str, destination: str, record: dict) -> None:
+    def send(
+        self, function_name: str, stage: str, destination: str, record: dict[str, Any]
+    ) -> None:
         line = {"function": function_name, "stage": stage, "destination": destination}
         data = (json.dumps({**line, "record": record}) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -292,8 +292,9 @@ def _print_delivery(queue: AsyncQueue, schedules: list[Schedule]) -> None:
         policy = queue.policy(schedule.name)
         delays = [f"{queue.scaled(d):g} s" for d in LAMBDA_RETRY_DELAYS_S]
         delays = delays[: policy.max_retry_attempts]
+        retries = "retry" if policy.max_retry_attempts == 1 else "retries"
         print(
-            f"  {schedule.name}  {policy.max_retry_attempts} retries"
+            f"  {schedule.name}  {policy.max_retry_attempts} {retries}"
             f"{' after ' + ', '.join(delays) if delays else ''}, max event age "
             f"{queue.scaled(policy.max_event_age_s):g} s ({policy.source})"
         )
