@@ -1,8 +1,9 @@
 """A local Lambda loop for any Chalice app, with no Docker and no AWS account.
 
     python -m devtools invoke NAME [--stage S] [--payload JSON]   (or payload on stdin)
-    python -m devtools up [--stage S] [--port P] [--fire-now NAME]
+    python -m devtools up [--stage S] [--port P] [--fire-now NAME] [--retry-delay-scale X]
     python -m devtools logs [-n NAME] [--follow]
+    python -m devtools failures [-n NAME] [--stage S] [--json]
     python -m devtools schedules [--stage S]
 
 ``--project-dir`` (default: the current directory) picks the app. Exit status:
@@ -17,9 +18,28 @@ import signal
 import sys
 import threading
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
+from devtools.local_lambda.async_delivery import (
+    DEFAULT_DELAY_SCALE,
+    EVENT_AGE_EXCEEDED,
+    FAILURES_FILE,
+    LAMBDA_RETRY_DELAYS_S,
+    AsyncEvent,
+    AsyncQueue,
+    FailureStore,
+    RetryPolicy,
+    SettingsError,
+    deployed_name,
+    destination_name,
+    function_arn,
+    invocation_record,
+    parse_scale,
+    print_failure,
+    retry_policy,
+)
 from devtools.local_lambda.lambda_runner import Invocation, LocalLambda
 from devtools.local_lambda.local_logs import LogFilter, LogStore, print_records
 from devtools.local_lambda.local_stack import (
@@ -36,6 +56,7 @@ from devtools.local_lambda.local_stack import (
     write_state,
 )
 from devtools.local_lambda.scheduler import (
+    LOCAL_ACCOUNT_ID,
     Schedule,
     ScheduleError,
     Scheduler,
@@ -106,20 +127,49 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 class _Stack:
-    """``up``'s firing side: one invocation at a time, printed and logged."""
+    """``up``'s firing side: each fired event goes through Lambda's async queue
+    (retries, event age, on-failure destination); one invocation at a time."""
 
-    def __init__(self, project: Project, local: LocalLambda, schedules: list[Schedule]) -> None:
+    def __init__(
+        self, project: Project, local: LocalLambda, schedules: list[Schedule], queue: AsyncQueue
+    ) -> None:
         self.project = project
         self.local = local
         self.by_name = {s.name: s for s in schedules}
         self.region = region()
         self.logs = LogStore(project.logs_path)
+        self.queue = queue
+        self.failures = FailureStore(project.failures_path)
+        self.in_flight: AsyncEvent | None = None
 
     def fire(self, schedule: Schedule, when: datetime, why: str) -> None:
+        """EventBridge's asynchronous invoke: the event is queued, not run here."""
         rule = schedule.rule_name(self.project.app_name, self.project.stage)
-        print(f"\n== {schedule.name}: {why}, rule {rule}, time {event_time(when)}")
         event = scheduled_event(rule, when, self.region)
-        invocation = self.local.invoke(schedule.name, event)
+        self.queue.submit(schedule.name, event, f"{why}, rule {rule}, time {event_time(when)}")
+
+    def fire_named(self, name: str) -> None:
+        if name not in self.by_name:
+            print(f"no schedule named {name!r} (schedules: {', '.join(self.by_name) or 'none'})")
+            return
+        self.fire(self.by_name[name], _utc_now(), "fired now")
+
+    def deliver_next(self) -> bool:
+        """Run the attempt that is due soonest; False if none is due."""
+        event = self.queue.take_due()
+        if event is None:
+            return False
+        if self.queue.age_exceeded(event):
+            self._to_destination(event, EVENT_AGE_EXCEEDED)
+            return True
+        policy = self.queue.policy(event.function_name)
+        print(
+            f"\n== {event.function_name}: {event.label} "
+            f"(attempt {event.attempts + 1} of {policy.max_attempts}, request {event.request_id})"
+        )
+        self.in_flight = event
+        invocation = self.local.invoke(event.function_name, event.payload, event.request_id)
+        self.in_flight = None
         self.logs.append(invocation, self.project.stage)
         _report(invocation, sys.stdout, sys.stdout)
         if invocation.timed_out:
@@ -127,12 +177,49 @@ class _Stack:
                 "(the timed-out handler goes on in a background thread until it returns: "
                 "Python cannot stop a thread; restart `up` if it holds on to something)"
             )
+        settled = self.queue.settle(
+            event, invocation.error_document() if invocation.failed else None
+        )
+        if settled.outcome == "retrying":
+            lambda_delay = LAMBDA_RETRY_DELAYS_S[event.attempts - 1]
+            what = "timed out" if invocation.timed_out else "failed"
+            print(
+                f"-> {what}: attempt {event.attempts + 1} of {policy.max_attempts} in "
+                f"{settled.delay_s:g} s (Lambda waits {lambda_delay} s; "
+                f"--retry-delay-scale {self.queue.scale}), same event and request id"
+            )
+        elif settled.outcome != "succeeded":
+            self._to_destination(event, settled.outcome)
+        return True
 
-    def fire_named(self, name: str) -> None:
-        if name not in self.by_name:
-            print(f"no schedule named {name!r} (schedules: {', '.join(self.by_name) or 'none'})")
+    def _to_destination(self, event: AsyncEvent, condition: str) -> None:
+        app, stage = self.project.app_name, self.project.stage
+        deployed = deployed_name(app, stage, event.function_name)
+        arn = function_arn(self.region, LOCAL_ACCOUNT_ID, deployed)
+        destination = destination_name(app, stage, event.function_name)
+        record = invocation_record(event, condition, arn, _utc_now())
+        self.failures.send(event.function_name, stage, destination, record)
+        print(
+            f"-> {condition} after {event.attempts} attempt(s): {event.function_name} request "
+            f"{event.request_id} sent to the on-failure destination {destination} "
+            f"({self.failures.path}); `python -m devtools failures` shows it"
+        )
+
+    def drop_pending(self) -> None:
+        """``up`` is stopping: the queue is not kept (a new ``up`` starts empty)."""
+        dropped = self.queue.drain()
+        if self.in_flight is not None:
+            dropped.insert(0, self.in_flight)
+        if not dropped:
             return
-        self.fire(self.by_name[name], _utc_now(), "fired now")
+        print(f"\ndropped {len(dropped)} queued event(s) (not kept across `up` runs):")
+        for event in dropped:
+            state = (
+                "interrupted during its attempt"
+                if event is self.in_flight
+                else f"attempt {event.attempts + 1} was due at {event_time(event.due_at)}"
+            )
+            print(f"  {event.function_name} request {event.request_id}: {state}")
 
 
 def _read_requests(stream: IO[str], requests: "queue.Queue[str]") -> None:
@@ -164,14 +251,18 @@ def cmd_up(args: argparse.Namespace) -> int:
                 if name not in {s.name for s in schedules}:
                     raise UsageError(f"--fire-now {name}: the app has no schedule named {name!r}")
             scheduler = _scheduler(schedules)
+            delivery = AsyncQueue(
+                _retry_policies(project, schedules), _utc_now, args.retry_delay_scale
+            )
             if s3.embedded:
                 buckets = project.bucket_names()
                 create_buckets(buckets)
                 print(f"buckets: {', '.join(f's3://{b}' for b in buckets) or 'none'}")
                 write_state(project.state_path, s3.endpoint, project.stage)
             local = LocalLambda(app, project.stage, str(project.project_dir), project.config)
-            stack = _Stack(project, local, schedules)
+            stack = _Stack(project, local, schedules, delivery)
             _print_schedules(project, schedules, scheduler)
+            _print_delivery(delivery, schedules)
             print("Type a schedule name and Enter to fire it now; Ctrl-C stops.", flush=True)
             try:
                 _serve(stack, scheduler, args.fire_now)
@@ -181,6 +272,32 @@ def cmd_up(args: argparse.Namespace) -> int:
         pass
     print("\nstopped", flush=True)
     return 0
+
+
+def _retry_policies(project: Project, schedules: list[Schedule]) -> dict[str, RetryPolicy]:
+    try:
+        return {s.name: retry_policy(project.lambda_settings_path, s.name) for s in schedules}
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _print_delivery(queue: AsyncQueue, schedules: list[Schedule]) -> None:
+    if not schedules:
+        return
+    print(
+        f"asynchronous delivery as Lambda's, its delays and event age scaled by "
+        f"{queue.scale} (--retry-delay-scale):"
+    )
+    for schedule in schedules:
+        policy = queue.policy(schedule.name)
+        delays = [f"{queue.scaled(d):g} s" for d in LAMBDA_RETRY_DELAYS_S]
+        delays = delays[: policy.max_retry_attempts]
+        retries = "retry" if policy.max_retry_attempts == 1 else "retries"
+        print(
+            f"  {schedule.name}  {policy.max_retry_attempts} {retries}"
+            f"{' after ' + ', '.join(delays) if delays else ''}, max event age "
+            f"{queue.scaled(policy.max_event_age_s):g} s ({policy.source})"
+        )
 
 
 def _print_schedules(project: Project, schedules: list[Schedule], scheduler: Scheduler) -> None:
@@ -194,19 +311,31 @@ def _print_schedules(project: Project, schedules: list[Schedule], scheduler: Sch
 
 
 def _serve(stack: _Stack, scheduler: Scheduler, fire_now: list[str]) -> None:
+    """Fire what is due into the async queue, then run one due attempt, and again;
+    between attempts wait for the next fire time, retry or typed name."""
     requests: queue.Queue[str] = queue.Queue()
     for name in fire_now:
         requests.put(name)
     threading.Thread(target=_read_requests, args=(sys.stdin, requests), daemon=True).start()
-    while True:
-        for due in scheduler.due():
-            stack.fire(due.schedule, due.when, f"{due.schedule.expression} is due")
-        wait = scheduler.seconds_until_next()
-        try:
-            name = requests.get(timeout=MAX_IDLE_S if wait is None else min(wait, MAX_IDLE_S))
-        except queue.Empty:
-            continue
-        stack.fire_named(name)
+    try:
+        while True:
+            for due in scheduler.due():
+                stack.fire(due.schedule, due.when, f"{due.schedule.expression} is due")
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    stack.fire_named(requests.get_nowait())
+            if stack.deliver_next():
+                continue
+            waits = [scheduler.seconds_until_next(), stack.queue.seconds_until_next()]
+            wait = min([w for w in waits if w is not None], default=MAX_IDLE_S)
+            try:
+                name = requests.get(timeout=min(wait, MAX_IDLE_S))
+            except queue.Empty:
+                continue
+            stack.fire_named(name)
+    except KeyboardInterrupt:
+        stack.drop_pending()
+        raise
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -221,6 +350,19 @@ def cmd_logs(args: argparse.Namespace) -> int:
         print(f"no local logs yet ({store.path}): run invoke or up first", file=sys.stderr)
         return 0
     print_records(store.read(selection), sys.stdout, with_function)
+    return 0
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    store = FailureStore(resolve_state_dir(args.project_dir, args.state_dir) / FAILURES_FILE)
+    if not store.path.exists():
+        print(f"no failed events yet ({store.path}): `up` writes them there", file=sys.stderr)
+        return 0
+    for line in store.read(args.name, args.stage):
+        if args.json:
+            print(json.dumps(line["record"]))
+        else:
+            print_failure(line, sys.stdout)
     return 0
 
 
@@ -246,10 +388,17 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scale(text: str) -> Fraction:
+    try:
+        return parse_scale(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m devtools",
-        description="Local Lambda loop for a Chalice app: invoke, up, logs, schedules.",
+        description="Local Lambda loop for a Chalice app: invoke, up, logs, failures, schedules.",
     )
     parser.add_argument(
         "--project-dir",
@@ -282,6 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="fire this schedule once at start (repeatable)",
     )
+    up.add_argument(
+        "--retry-delay-scale",
+        type=_scale,
+        default=DEFAULT_DELAY_SCALE,
+        metavar="X",
+        help="multiplies Lambda's async retry delays (60 s, 120 s) and max event age; "
+        "default 1/60 (a Lambda minute is a local second); 1 is Lambda's own timing",
+    )
     up.set_defaults(run=cmd_up)
 
     logs = commands.add_parser("logs", help="the invocation logs of up and invoke")
@@ -294,6 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also the START/END/REPORT lines (as `chalice logs`)",
     )
     logs.set_defaults(run=cmd_logs)
+
+    failures = commands.add_parser(
+        "failures", help="events that failed every attempt in up (the on-failure destination)"
+    )
+    failures.add_argument("-n", "--name", help="only this function")
+    failures.add_argument("--stage", default="dev")
+    failures.add_argument("--json", action="store_true", help="the raw invocation records")
+    failures.set_defaults(run=cmd_failures)
 
     schedules = commands.add_parser("schedules", help="each schedule and its next fire times")
     schedules.add_argument("--stage", default="dev")

@@ -223,14 +223,17 @@ class LocalLambda:
         self.config = config or CLIFactory(project_dir).create_config_obj(chalice_stage_name=stage)
         self.client = ConfiguredLambdaClient(app, self.config)
 
-    def invoke(self, function_name: str, payload: Any = None) -> Invocation:
+    def invoke(
+        self, function_name: str, payload: Any = None, request_id: str | None = None
+    ) -> Invocation:
         """Run one invocation; never raises for the function's own errors or timeout.
 
+        ``request_id``: Lambda's async retries reuse the event's; default a new one.
         Raises ``FunctionNotFoundError`` for an unknown name, before anything runs.
         """
         handler = self.client.handler_for(function_name)
         timeout_s, memory_size = self.client.settings(function_name)
-        request_id = str(uuid.uuid4())
+        request_id = request_id or str(uuid.uuid4())
         invocation = Invocation(function_name, request_id, memory_size, timeout_s)
         context = self.client.context_for(function_name, request_id)
         outcome: dict[str, Any] = {}

@@ -24,6 +24,7 @@ from chalice import Chalice
 from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 
+from devtools.local_lambda.async_delivery import FAILURES_FILE, SETTINGS_FILE
 from devtools.local_lambda.embedded_s3 import (
     PortInUseError,
     embedded_s3,
@@ -38,7 +39,8 @@ _BUCKET_VARIABLE = re.compile(r"(.+_)?BUCKET(_NAME)?")
 
 
 def resolve_state_dir(project_dir: Path, given: Path | None) -> Path:
-    """Where logs.jsonl and up.json live: ``--state-dir``, else ``<project>/.local``."""
+    """Where logs.jsonl, failures.jsonl and up.json live: ``--state-dir``, else
+    ``<project>/.local``."""
     return given or project_dir / ".local"
 
 
@@ -85,6 +87,15 @@ class Project:
     @property
     def state_path(self) -> Path:
         return self.state_dir / STATE_FILE
+
+    @property
+    def failures_path(self) -> Path:
+        """The local on-failure destination of ``up``'s asynchronous events."""
+        return self.state_dir / FAILURES_FILE
+
+    @property
+    def lambda_settings_path(self) -> Path:
+        return self.project_dir / SETTINGS_FILE
 
     def load_app(self) -> Chalice:
         """Import app.py the way ``chalice local`` does, with the stage's environment."""
