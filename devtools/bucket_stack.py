@@ -119,7 +119,7 @@ def wait(cfn: Any, stack: str, waiter_name: str) -> dict[str, Any]:
 
 
 def resolve_parameters(
-    template: dict[str, Any], current: dict[str, Any] | None, given: dict[str, str | None]
+    template: dict[str, Any], current: dict[str, Any] | None, given: dict[str, Any]
 ) -> dict[str, str]:
     """Every template parameter's value: given, else the live stack's, else the default."""
     live = {p["ParameterKey"]: p["ParameterValue"] for p in (current or {}).get("Parameters", [])}
@@ -245,16 +245,24 @@ def bucket_exists(s3: Any, bucket: str) -> bool:
     return True
 
 
-def deploy(cfn: Any, config: dict[str, Any], stage: str, kind: str, args: Any) -> Outcome:
+def deploy(
+    cfn: Any,
+    config: dict[str, Any],
+    stage: str,
+    kind: str,
+    retention_days: int | None = None,
+    alarm_email: str | None = None,
+) -> Outcome:
     """Deploy the stage's ``kind`` stack with its parameters resolved and checked."""
     stack = stack_name(config, stage, kind)
     template_body = (PROJECT / TEMPLATES[kind]).read_text()
     if kind == "bucket":
-        given = {BUCKET_PARAMETER: stage_bucket(config, stage)}
-        given[RETENTION_PARAMETER] = args.retention_days
+        given = {BUCKET_PARAMETER: stage_bucket(config, stage), RETENTION_PARAMETER: retention_days}
     else:
-        given = {CLEANUP_PARAMETER: function_name(config, stage, CLEANUP)}
-        given["AlarmEmail"] = args.alarm_email
+        given = {
+            CLEANUP_PARAMETER: function_name(config, stage, CLEANUP),
+            "AlarmEmail": alarm_email,
+        }
     parameters = resolve_parameters(json.loads(template_body), describe(cfn, stack), given)
     if kind == "bucket":
         check_retention(int(parameters[RETENTION_PARAMETER]), config, stage)
@@ -266,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["deploy", "check-empty", "delete"])
     parser.add_argument("--stage", default="dev")
     parser.add_argument("--stack", choices=sorted(TEMPLATES), default="bucket")
-    parser.add_argument("--retention-days", help="bucket: the lifecycle backstop, in days")
+    parser.add_argument(
+        "--retention-days", type=int, help="bucket: the lifecycle backstop, in days"
+    )
     parser.add_argument("--alarm-email", help="ops: subscribe this address ('' removes it)")
     args = parser.parse_args(argv)
     try:
@@ -274,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         bucket = stage_bucket(config, args.stage)
         cfn, s3 = boto3.client("cloudformation"), boto3.client("s3")
         if args.command == "deploy":
-            print("\n".join(deploy(cfn, config, args.stage, args.stack, args).lines()))
+            outcome = deploy(
+                cfn, config, args.stage, args.stack, args.retention_days, args.alarm_email
+            )
+            print("\n".join(outcome.lines()))
         elif args.command == "check-empty":
             ensure_empty(s3, bucket, args.stage)
             ensure_drained(boto3.client("sqs"), failure_queue_name(config, args.stage), args.stage)
