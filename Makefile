@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format clean bucket deploy destroy package
+.PHONY: run test lint format clean bucket ops deploy destroy package
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,21 +35,31 @@ STAGE ?= dev
 CHALICE := $(VENV)/bin/chalice
 
 ## Path 1: create or update the stage's bucket stack (infra/bucket.json), and wait.
+## RETENTION_DAYS=N sets the lifecycle backstop (kept from the last deploy if unset).
 bucket: $(STAMP)
-	$(PY) -m devtools.deploy.bucket_stack deploy --stage $(STAGE)
+	$(PY) -m devtools.deploy.bucket_stack deploy --stage $(STAGE) $(if $(RETENTION_DAYS),--retention-days $(RETENTION_DAYS))
 
-## Path 1: the bucket stack, then chalice deploy (without stale bytecode in the zip).
-deploy: bucket
+## Path 1: create or update the stage's ops stack (infra/ops.json: failure queue, alarm
+## topic, alarms), and wait. ALARM_EMAIL=you@example.com subscribes an address.
+ops: $(STAMP)
+	$(PY) -m devtools.deploy.bucket_stack deploy --stack ops --stage $(STAGE) $(if $(ALARM_EMAIL),--alarm-email $(ALARM_EMAIL))
+
+## Path 1: the bucket and ops stacks, chalice deploy (without stale bytecode in the
+## zip), then the Lambda settings chalice cannot express (infra/lambda_settings.json).
+deploy: bucket ops
 	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
 	PYTHONDONTWRITEBYTECODE=1 $(CHALICE) deploy --stage $(STAGE)
+	$(PY) -m devtools.deploy.lambda_settings apply --stage $(STAGE)
 
-## Path 1: refuse while the bucket holds objects; else chalice delete, then the bucket stack.
+## Path 1: refuse while the bucket holds objects or the failure queue holds failed runs;
+## else chalice delete (its event invoke config goes with the cleanup), then both stacks.
 destroy: $(STAMP)
 	$(PY) -m devtools.deploy.bucket_stack check-empty --stage $(STAGE)
 	$(CHALICE) delete --stage $(STAGE)
 	$(PY) -m devtools.deploy.bucket_stack delete --stage $(STAGE)
+	$(PY) -m devtools.deploy.bucket_stack delete --stack ops --stage $(STAGE)
 
-## Path 2: one template with the bucket merged in: out/$(STAGE)/{sam.json,deployment.zip}.
+## Path 2: one template with the bucket and ops stacks merged in: out/$(STAGE)/{sam.json,deployment.zip}.
 package: $(STAMP)
 	$(PY) -m devtools.deploy.package --stage $(STAGE)
 

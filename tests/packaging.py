@@ -26,6 +26,7 @@ from devtools.deploy.merge_template import app_config, write_merge_template
 from devtools.deploy.package import copy_deployable, package_app
 
 __all__ = [
+    "PSEUDO",
     "STAGES",
     "copy_deployable",
     "evaluate",
@@ -54,24 +55,37 @@ def sam_template(packages: dict[str, Path], stage: str) -> dict[str, Any]:
     return json.loads((packages[stage] / "sam.json").read_text())
 
 
+# The pseudo parameters, as a deploy to moto's default account would see them.
+PSEUDO = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+
+
 def evaluate(value: Any, template: dict[str, Any]) -> Any:
-    """Evaluate the CloudFormation references a policy in the template uses (``Ref``
-    to a parameter or a bucket, ``Fn::GetAtt`` of a bucket's Arn, ``Fn::Sub`` of
-    those) with the parameters' defaults, as a deploy with defaults would."""
+    """Evaluate the CloudFormation references the template's policies and settings
+    use (``Ref`` to a parameter, a pseudo parameter, the bucket, the queue or the
+    topic; ``Fn::GetAtt`` of the bucket's or the queue's Arn; ``Fn::Sub`` of those)
+    with the parameters' defaults, as a deploy with defaults would."""
     if isinstance(value, list):
         return [evaluate(v, template) for v in value]
     if not isinstance(value, dict):
         return value
 
     def ref(name: str) -> str:
+        if name in PSEUDO:
+            return PSEUDO[name]
         if name in template.get("Parameters", {}):
             return template["Parameters"][name]["Default"]
         resource = template["Resources"][name]
+        if resource["Type"] == "AWS::SNS::Topic":  # a generated name: the logical id stands in
+            return f"arn:aws:sns:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:{name}"
         assert resource["Type"] == "AWS::S3::Bucket", f"cannot evaluate a Ref to {name}"
         return evaluate(resource["Properties"]["BucketName"], template)
 
     def get_att(name: str, attribute: str) -> str:
         assert attribute == "Arn", f"cannot evaluate {name}.{attribute}"
+        resource = template["Resources"][name]
+        if resource["Type"] == "AWS::SQS::Queue":
+            queue = evaluate(resource["Properties"]["QueueName"], template)
+            return f"arn:aws:sqs:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:{queue}"
         return f"arn:aws:s3:::{ref(name)}"
 
     if set(value) == {"Ref"}:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from devtools.deploy.merge_template import failure_queue_name, function_config
 from tests.conftest import PROJECT
 
 CONFIG = json.loads((PROJECT / ".chalice" / "config.json").read_text())
@@ -23,19 +24,33 @@ def expected_statements(stage: str, function: str) -> list[tuple[tuple[str, ...]
     logs = (tuple(LOG_ACTIONS), (group, f"{group}:*"))
     if function == "worker":
         return [(("s3:PutObject",), (f"arn:aws:s3:::{bucket}/*",)), logs]
+    # The on-failure destination: Lambda sends a failed run's event with the
+    # function's own role, so the cleanup may send to its stage's queue, only.
+    queue = f"arn:aws:sqs:*:*:{failure_queue_name(CONFIG, stage)}"
     return [
         (("s3:ListBucket",), (f"arn:aws:s3:::{bucket}",)),
         (("s3:DeleteObject",), (f"arn:aws:s3:::{bucket}/*",)),
         logs,
+        (("sqs:SendMessage",), (queue,)),
     ]
 
 
 def test_app_settings():
     assert CONFIG["app_name"] == "worker-functions"
-    assert CONFIG["lambda_timeout"] == 15
-    assert CONFIG["lambda_memory_size"] == 128
     assert CONFIG["autogen_policy"] is False
     assert set(STAGES) == {"dev", "prod"}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("function", ["worker", "cleanup"])
+def test_each_function_resolves_memory_and_timeout_within_lambdas_limits(stage, function):
+    """Read as chalice resolves them (per function, then stage, then top level):
+    whatever the values, every check and deploy path follows this resolution."""
+    resolved = function_config(CONFIG, stage, function)
+    assert 128 <= resolved.lambda_memory_size <= 10240
+    assert 1 <= resolved.lambda_timeout <= 900
+    if function == "worker":
+        assert resolved.lambda_timeout == 15  # the seed's
 
 
 def test_every_stage_has_its_own_bucket():

@@ -24,7 +24,7 @@ from chalice.cli.factory import CLIFactory
 from chalice.deploy import models
 from chalice.deploy.appgraph import ApplicationGraphBuilder
 
-from devtools.deploy.merge_template import app_config
+from devtools.deploy.merge_template import app_config, failure_queue_name
 from devtools.local_lambda.lambda_runner import ConfiguredLambdaClient
 from tests.conftest import PROJECT, seed_objects, stage_bucket
 
@@ -90,12 +90,36 @@ ACCOUNT_PROBES: dict[str, Callable[[Any, str], str]] = {
     "ListBuckets": _call(lambda s3, _: s3.list_buckets()),
 }
 
+# The cleanup's on-failure destination: Lambda sends a failed run's event with the
+# function's role, so the cleanup needs sqs:SendMessage on its stage's queue, only.
+QUEUE_NEEDS = {"worker": set(), "cleanup": {"SendMessage"}}
+QUEUE_PROBES: dict[str, Callable[[Any, str], str]] = {
+    "SendMessage": _call(lambda sqs, url: sqs.send_message(QueueUrl=url, MessageBody="{}")),
+    "ReceiveMessage": _call(lambda sqs, url: sqs.receive_message(QueueUrl=url)),
+    "PurgeQueue": _call(lambda sqs, url: sqs.purge_queue(QueueUrl=url)),
+}
+
 
 def attempt(probe: Callable[[Any, str], str], s3: Any, bucket: str) -> str:
     try:
         return probe(s3, bucket)
     except ClientError as exc:
         return exc.response["Error"]["Code"]
+
+
+def attempt_on_queue(action: str, sqs: Any, url: str) -> str:
+    """Like ``attempt``, for SQS. moto 5.2 answers a denied SQS call (a JSON-protocol
+    API) with AWS's XML error document, which botocore cannot parse: the code comes
+    back as "403" with the document as the message. Read the code from it, and
+    insist that it names the action probed."""
+    try:
+        return QUEUE_PROBES[action](sqs, url)
+    except ClientError as exc:
+        error = exc.response["Error"]
+        if error["Code"] == "403" and "<Code>AccessDenied</Code>" in error.get("Message", ""):
+            assert f"sqs:{action}" in error["Message"], error["Message"]
+            return "AccessDenied"
+        return error["Code"]
 
 
 def moto_delete_objects_shim(policy: dict[str, Any]) -> dict[str, Any] | None:
@@ -185,6 +209,7 @@ class World:
     harness: boto3.Session
     credentials: dict[str, dict[str, str]]  # role name -> STS credentials
     roles: dict[tuple[str, str], DeployedRole]
+    queues: dict[str, str]  # stage -> its failure queue's URL
     _clients: dict[str, Any]
 
     def session(self, role_name: str) -> boto3.Session:
@@ -196,12 +221,15 @@ class World:
             region_name=REGION,
         )
 
-    def s3(self, role_name: str) -> Any:
-        if role_name not in self._clients:
-            self._clients[role_name] = self.session(role_name).client(
-                "s3", endpoint_url=self.endpoint
+    def client(self, service: str, role_name: str) -> Any:
+        if (service, role_name) not in self._clients:
+            self._clients[(service, role_name)] = self.session(role_name).client(
+                service, endpoint_url=self.endpoint
             )
-        return self._clients[role_name]
+        return self._clients[(service, role_name)]
+
+    def s3(self, role_name: str) -> Any:
+        return self.client("s3", role_name)
 
     def role(self, stage: str, function: str) -> str:
         return self.roles[(stage, function)].role_name
@@ -235,8 +263,12 @@ def world(s3_endpoint: str) -> Iterator[World]:
     requests.post(f"{s3_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     admin = boto3.Session(region_name=REGION)
     iam = admin.client("iam", endpoint_url=s3_endpoint)
+    sqs = admin.client("sqs", endpoint_url=s3_endpoint)
+    queues = {}
     for stage in STAGES:
         admin.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=stage_bucket(stage))
+        queue = failure_queue_name(CONFIG, stage)
+        queues[stage] = sqs.create_queue(QueueName=queue)["QueueUrl"]
 
     user = iam.create_user(UserName=HARNESS_USER)["User"]
     key = iam.create_access_key(UserName=HARNESS_USER)["AccessKey"]
@@ -283,7 +315,7 @@ def world(s3_endpoint: str) -> Iterator[World]:
             name: sts.assume_role(RoleArn=arn, RoleSessionName="least-privilege")["Credentials"]
             for name, arn in arns.items()
         }
-        yield World(s3_endpoint, harness, credentials, roles, {})
+        yield World(s3_endpoint, harness, credentials, roles, queues, {})
 
     # Auth is off again for every later test: the default credentials work.
     admin.client("s3", endpoint_url=s3_endpoint).list_buckets()
@@ -346,6 +378,22 @@ def table() -> list[Any]:
 TABLE = table()
 
 
+def queue_table() -> list[Any]:
+    return [
+        pytest.param(
+            stage, function, action, target, target == stage and action in QUEUE_NEEDS[function],
+            id=f"{stage}-{function}-{action}-on-{target}-queue",
+        )
+        for stage in STAGES
+        for function in FUNCTIONS
+        for action in QUEUE_PROBES
+        for target in STAGES
+    ]  # fmt: skip
+
+
+QUEUE_TABLE = queue_table()
+
+
 def test_the_table_covers_the_issues_actions_for_every_function_and_bucket():
     assert set(PROBES) | set(ACCOUNT_PROBES) >= {
         "PutObject", "GetObject", "DeleteObject", "DeleteObjects", "ListObjectsV2",
@@ -365,6 +413,21 @@ def test_enforcement_table(world, stage, function, action, target, needed):
     bucket = stage_bucket(target) if target else ""
     outcome = attempt(probe, world.s3(world.role(stage, function)), bucket)
     assert outcome == ("allowed" if needed else "AccessDenied")
+
+
+@pytest.mark.parametrize(("stage", "function", "action", "target", "needed"), QUEUE_TABLE)
+def test_queue_enforcement_table(world, stage, function, action, target, needed):
+    """Only the cleanup may send, and only to its own stage's failure queue; no
+    role may read or purge a queue (operators do that with their own rights)."""
+    sqs = world.client("sqs", world.role(stage, function))
+    outcome = attempt_on_queue(action, sqs, world.queues[target])
+    assert outcome == ("allowed" if needed else "AccessDenied")
+
+
+def test_the_queue_table_covers_every_function_and_queue():
+    assert len(QUEUE_TABLE) == len(STAGES) * len(FUNCTIONS) * len(QUEUE_PROBES) * len(STAGES)
+    allowed = [case.id for case in QUEUE_TABLE if case.values[4]]
+    assert allowed == [f"{s}-cleanup-SendMessage-on-{s}-queue" for s in STAGES]
 
 
 def test_each_deployed_function_has_its_own_role_and_policy_file(world):

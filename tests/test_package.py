@@ -3,6 +3,7 @@ with the generated merge template), the deployment.zip, and the zip's handlers
 run as Lambda would run them."""
 
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -14,18 +15,33 @@ import pytest
 
 from devtools.deploy.merge_template import (
     BUCKET_PARAMETER,
+    CLEANUP_PARAMETER,
+    RETENTION_PARAMETER,
+    Owned,
     app_config,
     bucket_logical_id,
+    check_retention,
+    failure_queue_name,
+    function_config,
+    lambda_settings,
+    merge_template,
+    min_retention_days,
     rewire_arn,
 )
 from devtools.local_lambda.embedded_s3 import DEFAULT_REGION, LOCAL_CREDENTIALS
 from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket, stage_config
-from tests.packaging import STAGES, evaluate, sam_template
+from tests.packaging import PSEUDO, STAGES, copy_deployable, evaluate, sam_template
 
 pytest_plugins = ["tests.packaging"]  # `packages`, shared with test_policy_lint.py
-APP = app_config()["app_name"]
+CONFIG = app_config()
+APP = CONFIG["app_name"]
 BUCKET_TEMPLATE = json.loads((PROJECT / "infra" / "bucket.json").read_text())
+OPS_TEMPLATE = json.loads((PROJECT / "infra" / "ops.json").read_text())
 BUCKET_ID = bucket_logical_id(BUCKET_TEMPLATE)
+QUEUE_ID = "CleanupFailureQueue"
+OWNED = Owned(
+    "worker-functions-reports-dev", BUCKET_ID, "worker-functions-dev-cleanup-failures", QUEUE_ID
+)
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 # What the Lambda Python runtime provides besides the standard library.
 RUNTIME_LIBS = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
@@ -36,11 +52,11 @@ def of_type(tmpl: dict[str, Any], cfn_type: str) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in tmpl["Resources"].items() if v["Type"] == cfn_type}
 
 
-def resolve(value: Any, bucket: str) -> Any:
-    """Evaluate the template's references to the bucket, as CloudFormation would,
-    with ``bucket`` as the BucketName parameter's value."""
-    parameters = {BUCKET_PARAMETER: {"Default": bucket}}
-    return evaluate(value, {**BUCKET_TEMPLATE, "Parameters": parameters})
+def resolve(value: Any, tmpl: dict[str, Any], bucket: str) -> Any:
+    """Evaluate the template's references, as CloudFormation would, with
+    ``bucket`` as the BucketName parameter's value."""
+    parameters = {**tmpl["Parameters"], BUCKET_PARAMETER: {"Default": bucket}}
+    return evaluate(value, {**tmpl, "Parameters": parameters})
 
 
 def run_cfn_lint(*paths: Path) -> subprocess.CompletedProcess:
@@ -56,8 +72,9 @@ def run_cfn_lint(*paths: Path) -> subprocess.CompletedProcess:
 # -- cfn-lint ---------------------------------------------------------------
 
 
-def test_cfn_lint_reports_nothing_on_the_bucket_and_packaged_templates(packages):
-    paths = [PROJECT / "infra" / "bucket.json"] + [packages[s] / "sam.json" for s in STAGES]
+def test_cfn_lint_reports_nothing_on_the_infra_and_packaged_templates(packages):
+    infra = [PROJECT / "infra" / "bucket.json", PROJECT / "infra" / "ops.json"]
+    paths = infra + [packages[s] / "sam.json" for s in STAGES]
     result = run_cfn_lint(*paths)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
@@ -97,8 +114,75 @@ def test_bucket_template_is_hardened_and_unversioned():
     assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     # No versioning: the cleanup's deletes must really remove the data.
     assert "VersioningConfiguration" not in props
-    assert "LifecycleConfiguration" not in props
     assert bucket["DeletionPolicy"] == "Delete"
+
+
+def test_bucket_lifecycle_is_a_whole_bucket_backstop():
+    """Every object expires RetentionDays after it was written, whatever the cleanup
+    did; an upload left incomplete is aborted after a day. No filter: the cleanup
+    empties the whole bucket too."""
+    props = BUCKET_TEMPLATE["Resources"][BUCKET_ID]["Properties"]
+    assert props["LifecycleConfiguration"] == {
+        "Rules": [
+            {
+                "Id": "ExpireReportsBackstop",
+                "Status": "Enabled",
+                "ExpirationInDays": {"Ref": RETENTION_PARAMETER},
+            },
+            {
+                "Id": "AbortIncompleteMultipartUploads",
+                "Status": "Enabled",
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            },
+        ]
+    }
+    retention = BUCKET_TEMPLATE["Parameters"][RETENTION_PARAMETER]
+    assert (retention["Type"], retention["MinValue"]) == ("Number", 1)
+    for stage in STAGES:  # the shipped default passes the check on every stage
+        assert check_retention(retention["Default"], CONFIG, stage) == retention["Default"]
+
+
+def config_with_max_age(max_age: str) -> dict[str, Any]:
+    config = json.loads(json.dumps(CONFIG))
+    cleanup = config["stages"]["dev"]["lambda_functions"]["cleanup"]
+    cleanup["environment_variables"] = {"CLEANUP_MAX_AGE": max_age}
+    return config
+
+
+@pytest.mark.parametrize(
+    ("max_age", "least"),
+    [("", 1), ("0", 1), ("86399", 1), ("P1D", 2), ("PT36H", 2), ("P2W", 15)],
+)
+def test_retention_must_exceed_the_cleanups_max_age(max_age, least):
+    config = config_with_max_age(max_age)
+    assert min_retention_days(config, "dev") == least
+    assert check_retention(least, config, "dev") == least
+    with pytest.raises(ValueError) as refused:
+        check_retention(least - 1, config, "dev")
+    message = str(refused.value)
+    assert f"RetentionDays={least - 1} must exceed the cleanup's CLEANUP_MAX_AGE" in message
+    assert "stage dev" in message and f"Use at least {least} day(s)" in message
+
+
+def test_retention_check_refuses_a_bad_max_age_by_name():
+    with pytest.raises(ValueError, match="stage dev: CLEANUP_MAX_AGE: years and months"):
+        min_retention_days(config_with_max_age("P1M"), "dev")
+
+
+def test_merge_template_refuses_a_retention_the_cleanup_outlives(tmp_path):
+    """Path 2 checks the template's default against the stage's config (path 1's
+    check is in tests/test_deploy_rehearsal.py)."""
+    project = copy_deployable(tmp_path / "project")
+    shutil.copytree(PROJECT / "infra", project / "infra")
+    default = BUCKET_TEMPLATE["Parameters"][RETENTION_PARAMETER]["Default"]
+    config = config_with_max_age(f"P{default}D")
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=f"RetentionDays={default} must exceed"):
+        merge_template("dev", project)
+    config = config_with_max_age(f"P{default - 1}D")
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    merged = merge_template("dev", project)
+    assert merged["Parameters"][RETENTION_PARAMETER]["MinValue"] == default
 
 
 def test_bucket_policy_denies_every_request_without_tls():
@@ -131,19 +215,151 @@ def test_bucket_template_outputs_name_and_arn():
     }
 
 
+# -- the ops template (verified here; moto's CloudFormation drops most of it) --
+
+
+def alarm(name: str) -> dict[str, Any]:
+    return OPS_TEMPLATE["Resources"][name]["Properties"]
+
+
+def test_failure_queue_keeps_failed_runs_14_days_encrypted():
+    queue = OPS_TEMPLATE["Resources"][QUEUE_ID]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"] == {
+        "QueueName": {"Fn::Sub": f"${{{CLEANUP_PARAMETER}}}-failures"},
+        "MessageRetentionPeriod": 14 * 24 * 3600,  # SQS's maximum
+        "SqsManagedSseEnabled": True,
+    }
+
+
+def test_queue_policy_grants_nothing_and_denies_plain_http_and_other_accounts():
+    (policy,) = [
+        r for r in OPS_TEMPLATE["Resources"].values() if r["Type"] == "AWS::SQS::QueuePolicy"
+    ]
+    assert policy["Properties"]["Queues"] == [{"Ref": QUEUE_ID}]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert {s["Effect"] for s in statements} == {"Deny"}  # senders come from IAM: the cleanup role
+    arn = {"Fn::GetAtt": [QUEUE_ID, "Arn"]}
+    assert [(s["Action"], s["Resource"], s["Condition"]) for s in statements] == [
+        ("sqs:*", arn, {"Bool": {"aws:SecureTransport": "false"}}),
+        ("sqs:*", arn, {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}),
+    ]
+
+
+def test_only_this_accounts_cleanup_alarms_may_publish_to_the_topic():
+    (policy,) = [
+        r for r in OPS_TEMPLATE["Resources"].values() if r["Type"] == "AWS::SNS::TopicPolicy"
+    ]
+    allow, deny = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert allow == {
+        "Sid": "ThisAccountsAlarmsMayPublish",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": "sns:Publish",
+        "Resource": {"Ref": "AlarmTopic"},
+        "Condition": {
+            "ArnLike": {
+                "aws:SourceArn": {
+                    "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}"
+                    f":alarm:${{{CLEANUP_PARAMETER}}}-*"
+                }
+            },
+            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        },
+    }
+    assert (deny["Effect"], deny["Action"]) == ("Deny", "sns:Publish")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # Every alarm's name falls under the allowed pattern, and notifies the topic.
+    alarms = [
+        r for r in OPS_TEMPLATE["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert len(alarms) == 3
+    for resource in alarms:
+        props = resource["Properties"]
+        assert props["AlarmName"]["Fn::Sub"].startswith(f"${{{CLEANUP_PARAMETER}}}-")
+        assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_email_subscription_exists_only_when_an_address_is_given():
+    subscription = OPS_TEMPLATE["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+    assert OPS_TEMPLATE["Parameters"]["AlarmEmail"]["Default"] == ""
+    assert OPS_TEMPLATE["Conditions"]["HasAlarmEmail"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]
+    }
+
+
+def metric(props: dict[str, Any]) -> tuple[Any, ...]:
+    (dimension,) = props["Dimensions"]
+    assert dimension == {"Name": "FunctionName", "Value": {"Ref": CLEANUP_PARAMETER}}
+    return (props["Namespace"], props["MetricName"], props["Statistic"])
+
+
+def test_alarm_failed_fires_on_any_error_of_the_cleanup():
+    props = alarm("CleanupFailedAlarm")
+    assert metric(props) == ("AWS/Lambda", "Errors", "Sum")
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert (props["Period"], props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (3600, 1, 1)
+    assert props["TreatMissingData"] == "notBreaching"  # no run is the not-run alarm's case
+
+
+def test_alarm_incomplete_reads_our_emf_metric():
+    """The shared EMF contract: namespace WorkerFunctions, dimension FunctionName,
+    CleanupComplete 1 or 0 per run, emitted on failure too."""
+    props = alarm("CleanupIncompleteAlarm")
+    assert metric(props) == ("WorkerFunctions", "CleanupComplete", "Minimum")
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("LessThanThreshold", 1)
+    assert (props["Period"], props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (3600, 1, 1)
+    assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_alarm_not_run_fires_after_25_hours_without_an_invocation():
+    props = alarm("CleanupNotRunAlarm")
+    assert metric(props) == ("AWS/Lambda", "Invocations", "Sum")
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("LessThanThreshold", 1)
+    # 25 hourly periods, all of them empty: a daily run always lands in one of them.
+    assert (props["Period"], props["EvaluationPeriods"], props["DatapointsToAlarm"]) == (
+        3600,
+        25,
+        25,
+    )
+    # CloudWatch allows up to 7 days of evaluation range for periods of an hour or more.
+    assert props["Period"] * props["EvaluationPeriods"] <= 7 * 86400
+    assert props["TreatMissingData"] == "breaching"  # Lambda publishes nothing when not invoked
+    assert props["OKActions"] == [{"Ref": "AlarmTopic"}]
+
+
 # -- the packaged template (path 2) -------------------------------------------
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_packaged_template_holds_exactly_the_app_and_its_bucket(packages, stage):
+def test_packaged_template_holds_exactly_the_app_its_bucket_and_ops(packages, stage):
     tmpl = sam_template(packages, stage)
+    infra = {**BUCKET_TEMPLATE["Resources"], **OPS_TEMPLATE["Resources"]}
     assert sorted(tmpl["Resources"]) == sorted(
-        ["Worker", "WorkerRole", "Cleanup", "CleanupRole", *BUCKET_TEMPLATE["Resources"]]
+        ["Worker", "WorkerRole", "Cleanup", "CleanupRole", *infra]
     )
-    for logical_id, resource in BUCKET_TEMPLATE["Resources"].items():
+    for logical_id, resource in infra.items():
         assert tmpl["Resources"][logical_id] == resource  # one definition, shared with path 1
-    assert tmpl["Parameters"][BUCKET_PARAMETER]["Default"] == stage_bucket(stage)
-    assert tmpl["Outputs"] == BUCKET_TEMPLATE["Outputs"]
+    assert tmpl["Conditions"] == OPS_TEMPLATE["Conditions"]
+    assert tmpl["Outputs"] == {**BUCKET_TEMPLATE["Outputs"], **OPS_TEMPLATE["Outputs"]}
+    parameters = tmpl["Parameters"]
+    assert sorted(parameters) == sorted(
+        [*BUCKET_TEMPLATE["Parameters"], *OPS_TEMPLATE["Parameters"]]
+    )
+    assert parameters[BUCKET_PARAMETER]["Default"] == stage_bucket(stage)
+    # CloudFormation itself refuses a RetentionDays override the cleanup outlives.
+    assert parameters[RETENTION_PARAMETER]["MinValue"] == min_retention_days(CONFIG, stage)
+    cleanup = f"{APP}-{stage}-cleanup"
+    assert parameters[CLEANUP_PARAMETER]["Default"] == cleanup
+    assert parameters[CLEANUP_PARAMETER]["AllowedValues"] == [cleanup]  # the alarms' function
+    queue = evaluate(tmpl["Resources"][QUEUE_ID]["Properties"]["QueueName"], tmpl)
+    assert queue == failure_queue_name(CONFIG, stage) == f"{cleanup}-failures"
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -151,21 +367,34 @@ def test_packaged_functions_match_config(packages, stage):
     tmpl = sam_template(packages, stage)
     functions = of_type(tmpl, "AWS::Serverless::Function")
     runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    settings = lambda_settings()
     assert {f["Properties"]["Handler"] for f in functions.values()} == {
         "app.worker",
         "app.cleanup",
     }
     for name in ("worker", "cleanup"):
         props = functions[name.capitalize()]["Properties"]
+        resolved = function_config(CONFIG, stage, name)  # chalice's resolution, per function
         assert props["Handler"] == f"app.{name}"
         assert props["Runtime"] == runtime
-        assert (props["Timeout"], props["MemorySize"]) == (15, 128)
+        assert (props["Timeout"], props["MemorySize"]) == (
+            resolved.lambda_timeout,
+            resolved.lambda_memory_size,
+        )
         assert props["FunctionName"] == f"{APP}-{stage}-{name}"
         assert props["Environment"] == {"Variables": {"BUCKET": {"Ref": BUCKET_ID}}}
         assert props["Role"] == {"Fn::GetAtt": [f"{name.capitalize()}Role", "Arn"]}
+        assert props["LoggingConfig"] == settings[name]["LoggingConfig"]
     assert "Events" not in functions["Worker"]["Properties"]
+    assert "EventInvokeConfig" not in functions["Worker"]["Properties"]
     assert functions["Cleanup"]["Properties"]["Events"] == {
         "CleanupEvent": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 day)"}}
+    }
+    assert functions["Cleanup"]["Properties"]["EventInvokeConfig"] == {
+        **settings["cleanup"]["EventInvokeConfig"],
+        "DestinationConfig": {
+            "OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": [QUEUE_ID, "Arn"]}}
+        },
     }
 
 
@@ -187,22 +416,27 @@ def test_each_role_carries_exactly_its_policy_file(packages, stage, function):
     policy_file = stage_config(stage)["lambda_functions"][function]["iam_policy_file"]
     expected = json.loads((PROJECT / ".chalice" / policy_file).read_text())
     document = inline["PolicyDocument"]
-    # The bucket is referenced, never named: renaming it rewires the policy.
+    # The bucket and the queue are referenced, never named: renaming rewires the policy.
     assert "arn:aws:s3:::" not in json.dumps(document)
-    assert resolve(document, stage_bucket(stage)) == expected
+    assert "arn:aws:sqs:" not in json.dumps(document)
+    # The queue's ARN is concrete here, where the policy file has to use wildcards.
+    concrete = f"arn:aws:sqs:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:"
+    expected = json.loads(json.dumps(expected).replace("arn:aws:sqs:*:*:", concrete))
+    assert resolve(document, tmpl, stage_bucket(stage)) == expected
     # and the resolved statements follow the BucketName parameter.
-    assert resolve(document, "another-bucket") == json.loads(
+    assert resolve(document, tmpl, "another-bucket") == json.loads(
         json.dumps(expected).replace(stage_bucket(stage), "another-bucket")
     )
 
 
-def test_rewiring_refuses_a_policy_naming_another_bucket():
+def test_rewiring_refuses_a_policy_naming_another_bucket_or_queue():
     with pytest.raises(ValueError, match="names a bucket other than"):
-        rewire_arn("arn:aws:s3:::someone-elses/*", "worker-functions-reports-dev", BUCKET_ID)
-    assert rewire_arn("arn:aws:logs:*:*:log-group:x", "b", BUCKET_ID) == (
-        "arn:aws:logs:*:*:log-group:x"
-    )
-    assert rewire_arn("arn:aws:s3:::b/${aws:username}/*", "b", BUCKET_ID) == {
+        rewire_arn("arn:aws:s3:::someone-elses/*", OWNED)
+    with pytest.raises(ValueError, match="names a queue other than"):
+        rewire_arn("arn:aws:sqs:*:*:worker-functions-prod-cleanup-failures", OWNED)
+    assert rewire_arn("arn:aws:logs:*:*:log-group:x", OWNED) == "arn:aws:logs:*:*:log-group:x"
+    assert rewire_arn(f"arn:aws:sqs:*:*:{OWNED.queue}", OWNED) == {"Fn::GetAtt": [QUEUE_ID, "Arn"]}
+    assert rewire_arn(f"arn:aws:s3:::{OWNED.bucket}/${{aws:username}}/*", OWNED) == {
         "Fn::Sub": f"${{{BUCKET_ID}.Arn}}/${{!aws:username}}/*"
     }
 

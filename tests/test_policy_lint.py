@@ -4,7 +4,8 @@ IAM policy either deploy path creates.
 - Path 1 (``chalice deploy``) puts each ``.chalice/policy-*.json`` file in its
   function's role as is: every file is linted.
 - Path 2 (``chalice package`` with the generated merge template) carries the roles'
-  inline policies, their trust policies and the bucket policy in the template:
+  inline policies, their trust policies and the bucket, queue and topic policies
+  (from infra/, which path 1 deploys as they are) in the template:
   each document is linted after evaluating its CloudFormation references.
 
 Zero findings at any severity, except those justified in tests/parliament.yaml.
@@ -125,9 +126,9 @@ def test_every_configured_policy_file_is_linted():
 @pytest.mark.parametrize("stage", STAGES)
 def test_packaged_policies_lint_clean(packaged, stage):
     documents = template_policies(packaged[stage])
-    # Each role's inline policy and trust policy, and the bucket policy.
+    # Each role's inline policy and trust policy, the bucket's, the queue's and the topic's.
     roles = [k for k, v in packaged[stage]["Resources"].items() if v["Type"] == "AWS::IAM::Role"]
-    assert len(documents) == 2 * len(roles) + 1, sorted(documents)
+    assert len(documents) == 2 * len(roles) + 3, sorted(documents)
     assert "arn:aws:s3:::" + packaged[stage]["Parameters"]["BucketName"]["Default"] in (
         json.dumps(documents)
     )

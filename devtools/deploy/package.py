@@ -5,8 +5,8 @@ directory, so no ``__pycache__``, ``.chalice/deployed`` or tooling from the
 work tree can reach the zip, and runs ``chalice package`` there.
 
 Run: ``python -m devtools.deploy.package --stage prod`` writes ``out/merge-prod.json``
-(see ``devtools.deploy.merge_template``) and ``out/prod/`` (``sam.json`` +
-``deployment.zip``).
+(see ``devtools.deploy.merge_template``: the bucket and ops stacks and the Lambda
+settings merged in) and ``out/prod/`` (``sam.json`` + ``deployment.zip``).
 """
 
 import argparse
@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"  aws cloudformation deploy --template-file {os.path.relpath(out_dir / 'packaged.yaml')} "
-        f"--stack-name {app_config()['app_name']}-{args.stage} --capabilities CAPABILITY_IAM"
+        f"--stack-name {app_config()['app_name']}-{args.stage} --capabilities CAPABILITY_IAM "
+        "[--parameter-overrides AlarmEmail=you@example.com RetentionDays=N]"
     )
 
 
