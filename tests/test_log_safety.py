@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.log_format import TextFormatter
 from chalicelib.log_safety import SIGNING_LOGGERS
 from chalicelib.reports import report_key
 from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket
@@ -39,14 +40,18 @@ SECRETS = (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN)
 
 
 class _Sink(logging.Handler):
+    """Each record as the text format writes it: the message and its structured fields
+    (under the JSON format, the runtime's JSON encoding escapes them the same way)."""
+
     def __init__(self, thread: int, records: list[logging.LogRecord]) -> None:
         super().__init__(logging.DEBUG)
         self.thread, self.records = thread, records
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self.thread:  # the function's, not moto's server threads
-            self.format(record)  # fills record.message (and exc_text)
-            self.records.append(record)
+            self.records.append(
+                logging.makeLogRecord({**vars(record), "message": self.format(record)})
+            )
 
 
 @contextmanager
@@ -56,7 +61,7 @@ def everything_logged() -> Iterator[list[logging.LogRecord]]:
     propagate, at DEBUG too."""
     records: list[logging.LogRecord] = []
     sink = _Sink(threading.get_ident(), records)
-    sink.setFormatter(logging.Formatter("[%(levelname)s] %(name)s %(message)s"))
+    sink.setFormatter(TextFormatter())
     loggers = [logging.getLogger(), logging.getLogger("worker-functions")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
