@@ -148,16 +148,28 @@ def _handler_for(api: RuntimeAPI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@dataclass
 class RuntimeProcess:
-    """``python -m awslambdaric HANDLER`` against the API; ``output()`` once stopped."""
+    """``python -m awslambdaric HANDLER`` against the API; ``output()`` once stopped.
 
-    process: subprocess.Popen
+    Its output is read as it comes (a full pipe would block the runtime's writes), as
+    bytes: text mode would turn the ``\r`` inside the runtime's error entries into lines."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self.chunks: list[bytes] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for chunk in iter(lambda: self.process.stdout.read1(65536), b""):
+            self.chunks.append(chunk)
 
     def output(self) -> str:
         self.process.terminate()  # it waits in invocation/next forever, as on Lambda
-        out, _ = self.process.communicate(timeout=10)
-        return out
+        self.process.wait(timeout=10)
+        self.reader.join(10)
+        return b"".join(self.chunks).decode()
 
 
 @contextmanager
@@ -182,7 +194,6 @@ def lambda_runtime(
             },
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
         )
         runtime = RuntimeProcess(process)
         try:
@@ -190,4 +201,5 @@ def lambda_runtime(
         finally:
             if process.poll() is None:
                 process.kill()
-                process.communicate(timeout=10)
+                process.wait(timeout=10)
+            runtime.reader.join(10)

@@ -213,3 +213,29 @@ def test_botocore_would_log_the_credentials_without_the_guard(
         logged = full_run(chalice_client, s3, bucket)
     assert ACCESS_KEY_ID in logged and SESSION_TOKEN in logged
     assert SECRET_ACCESS_KEY not in logged  # botocore never logs the secret itself
+
+
+@pytest.mark.parametrize("log_format", ["JSON", "Text"])
+def test_hostile_worker_events_forge_no_line_under_the_lambda_runtime(s3, bucket, log_format):
+    """The same events, as Lambda runs them: one awslambdaric process, one invocation each.
+    Every one is refused, and writes nothing. Under JSON every line is one JSON object
+    of its invocation; under Text every line starts as the metrics or the runtime's
+    error entry writes it."""
+    from tests.runtime_api import lambda_runtime
+    from tests.test_lambda_runtime import WORKER, function_env
+
+    events = [case.values[0] for case in hostile_events()]
+    with lambda_runtime(PROJECT, "app.worker", WORKER, function_env(log_format)) as (api, rt):
+        request_ids = [api.invoke(event) for event in events]
+        outcomes = [api.wait(request_id) for request_id in request_ids]
+        output = rt.output()
+
+    assert {o.kind for o in outcomes} == {"error"} and object_keys(s3, bucket) == []
+    assert "\x1b" not in output
+    lines = output.split("\n")[:-1]  # a record may hold "\r": the runtime's own separator
+    assert len(lines) >= 2 * len(events)  # each invocation: its metrics and a record
+    for line in lines:
+        if log_format == "JSON":
+            assert json.loads(line)["requestId"] in request_ids, line
+        else:
+            assert line.startswith(('{"_aws":', "[ERROR] ")), line
