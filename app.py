@@ -12,13 +12,17 @@ from chalice.app import CloudWatchEvent
 
 from chalicelib.cleanup import CleanupOptions, run_cleanup
 from chalicelib.cleanup_event import dry_run_requested
+from chalicelib.invocation import observed
+from chalicelib.log_format import configure_app_log
 from chalicelib.log_safety import keep_credentials_out_of_logs
+from chalicelib.metrics import cleanup_metrics, worker_metrics
 from chalicelib.s3 import make_client
 from chalicelib.settings import bucket_name, cleanup_max_age
 from chalicelib.worker import run_worker
 
 app = Chalice(app_name="worker-functions")
 app.log.setLevel(logging.INFO)
+configure_app_log(app.log)  # JSON records under Lambda's JSON log format, else text
 keep_credentials_out_of_logs()  # even if the runtime's log level is DEBUG
 
 # Created once per container, during Lambda's init phase, and reused.
@@ -26,12 +30,14 @@ S3 = make_client()
 
 
 @app.lambda_function(name="worker")
+@observed(worker_metrics)
 def worker(event: Any, context: Any) -> dict[str, Any]:
     """Invoked by hand with a custom event: do the work, store a report."""
     return run_worker(S3, event, context.aws_request_id, app.log)
 
 
 @app.schedule(Rate(1, unit=Rate.DAYS), name="cleanup")
+@observed(cleanup_metrics)
 def cleanup(event: CloudWatchEvent) -> dict[str, Any]:
     """Every day: delete the reports older than CLEANUP_MAX_AGE (default: all) before
     the deadline. By hand, ``detail: {"dry_run": true}`` only counts them."""

@@ -293,17 +293,23 @@ def run_cleanup(
     options: CleanupOptions | None = None,
     remaining_ms: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
-    """Run the cleanup, log the summary either way, and fail loudly on any loss."""
+    """Run the cleanup, log the summary either way, and fail loudly on any loss.
+
+    The summary is a structured field (``cleanup``): a JSON field under Lambda's
+    JSON log format, JSON after the message in text.
+    """
     try:
         result = empty_bucket(s3, bucket, options, remaining_ms)
     except CleanupError as exc:
-        log.error("Cleanup failed: %s: %s", json.dumps(exc.result.summary()), exc)
+        log.error("Cleanup failed: %s", exc, extra={"cleanup": exc.result.summary()})
         raise
     summary = result.summary()
     if result.dry_run:
-        log.info("Cleanup dry run, nothing deleted: %s", json.dumps(summary))
+        log.info("Cleanup dry run, nothing deleted", extra={"cleanup": summary})
     elif not result.complete:
-        log.warning("Cleanup stopped at the deadline, next run continues: %s", json.dumps(summary))
+        log.warning(
+            "Cleanup stopped at the deadline, next run continues", extra={"cleanup": summary}
+        )
     else:
-        log.info("Cleanup: %s", json.dumps(summary))
+        log.info("Cleanup", extra={"cleanup": summary})
     return summary

@@ -36,10 +36,15 @@ def store_report(
     s3.put_object(
         Bucket=bucket,
         Key=key,
-        Body=json.dumps(report, separators=(",", ":")).encode(),
+        Body=report_body(report),
         ContentType="application/json",
     )
     return {"bucket": bucket, "key": key, "report": report}
+
+
+def report_body(report: dict[str, Any]) -> bytes:
+    """The stored form of a report: compact JSON."""
+    return json.dumps(report, separators=(",", ":")).encode()
 
 
 def utc_now() -> datetime:

@@ -1,10 +1,9 @@
 """The worker: validate the event, do the work, store the report."""
 
-import json
 import logging
 from typing import Any
 
-from chalicelib.reports import store_report, utc_now
+from chalicelib.reports import report_body, store_report, utc_now
 from chalicelib.settings import bucket_name
 from chalicelib.worker_event import parse_event
 
@@ -20,9 +19,10 @@ def run_worker(s3: Any, payload: Any, request_id: str, log: logging.Logger) -> d
     """
     bucket = bucket_name()
     event = parse_event(payload)
-    # json.dumps escapes newlines and control characters: one event, one log line.
-    log.info("Worker Event: %s", json.dumps(event.to_json()))
+    # A field, not text: JSON escapes newlines and control characters, one event, one line.
+    log.info("Worker Event", extra={"event": event.to_json()})
     perform_work()
     stored = store_report(s3, bucket, request_id, event, utc_now())
-    log.info("Report stored: s3://%s/%s", stored["bucket"], stored["key"])
+    report = {"bytes": len(report_body(stored["report"]))}
+    log.info("Report stored: s3://%s/%s", stored["bucket"], stored["key"], extra={"report": report})
     return stored

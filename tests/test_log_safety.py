@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.log_format import TextFormatter
 from chalicelib.log_safety import SIGNING_LOGGERS
 from chalicelib.reports import report_key
 from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket
@@ -39,14 +40,18 @@ SECRETS = (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN)
 
 
 class _Sink(logging.Handler):
+    """Each record as the text format writes it: the message and its structured fields
+    (under the JSON format, the runtime's JSON encoding escapes them the same way)."""
+
     def __init__(self, thread: int, records: list[logging.LogRecord]) -> None:
         super().__init__(logging.DEBUG)
         self.thread, self.records = thread, records
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self.thread:  # the function's, not moto's server threads
-            self.format(record)  # fills record.message (and exc_text)
-            self.records.append(record)
+            self.records.append(
+                logging.makeLogRecord({**vars(record), "message": self.format(record)})
+            )
 
 
 @contextmanager
@@ -56,7 +61,7 @@ def everything_logged() -> Iterator[list[logging.LogRecord]]:
     propagate, at DEBUG too."""
     records: list[logging.LogRecord] = []
     sink = _Sink(threading.get_ident(), records)
-    sink.setFormatter(logging.Formatter("[%(levelname)s] %(name)s %(message)s"))
+    sink.setFormatter(TextFormatter())
     loggers = [logging.getLogger(), logging.getLogger("worker-functions")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
@@ -208,3 +213,29 @@ def test_botocore_would_log_the_credentials_without_the_guard(
         logged = full_run(chalice_client, s3, bucket)
     assert ACCESS_KEY_ID in logged and SESSION_TOKEN in logged
     assert SECRET_ACCESS_KEY not in logged  # botocore never logs the secret itself
+
+
+@pytest.mark.parametrize("log_format", ["JSON", "Text"])
+def test_hostile_worker_events_forge_no_line_under_the_lambda_runtime(s3, bucket, log_format):
+    """The same events, as Lambda runs them: one awslambdaric process, one invocation each.
+    Every one is refused, and writes nothing. Under JSON every line is one JSON object
+    of its invocation; under Text every line starts as the metrics or the runtime's
+    error entry writes it."""
+    from tests.runtime_api import lambda_runtime
+    from tests.test_lambda_runtime import WORKER, function_env
+
+    events = [case.values[0] for case in hostile_events()]
+    with lambda_runtime(PROJECT, "app.worker", WORKER, function_env(log_format)) as (api, rt):
+        request_ids = [api.invoke(event) for event in events]
+        outcomes = [api.wait(request_id) for request_id in request_ids]
+        output = rt.output()
+
+    assert {o.kind for o in outcomes} == {"error"} and object_keys(s3, bucket) == []
+    assert "\x1b" not in output
+    lines = output.split("\n")[:-1]  # a record may hold "\r": the runtime's own separator
+    assert len(lines) >= 2 * len(events)  # each invocation: its metrics and a record
+    for line in lines:
+        if log_format == "JSON":
+            assert json.loads(line)["requestId"] in request_ids, line
+        else:
+            assert line.startswith(('{"_aws":', "[ERROR] ")), line

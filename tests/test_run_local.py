@@ -1,5 +1,6 @@
 """`make run`'s script, end to end in a subprocess."""
 
+import json
 import os
 import re
 import subprocess
@@ -36,6 +37,14 @@ def test_run_local_with_its_own_embedded_s3():
     assert "Worker Event: " in done.stdout
     assert '"time_start":"2018-02-21T15:00:43.511Z"' in done.stdout  # read back from S3
     assert "after cleanup: 0 objects" in done.stdout
+    documents = [json.loads(line) for line in done.stdout.splitlines() if '"_aws"' in line]
+    assert [doc["FunctionName"] for doc in documents] == [
+        "worker-functions-dev-worker",
+        "worker-functions-dev-cleanup",
+    ]
+    assert (documents[1]["CleanupComplete"], documents[1]["ObjectsDeleted"]) == (1, 1)
+    table = "== Metrics of cleanup: WorkerFunctions (FunctionName=worker-functions-dev-cleanup)\n"
+    assert table + "ObjectsDeleted            1 Count\n" in done.stdout
     assert done.stdout.rstrip().endswith("OK")
 
 

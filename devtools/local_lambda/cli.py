@@ -2,7 +2,7 @@
 
     python -m devtools invoke NAME [--stage S] [--payload JSON]   (or payload on stdin)
     python -m devtools up [--stage S] [--port P] [--fire-now NAME] [--retry-delay-scale X]
-    python -m devtools logs [-n NAME] [--follow]
+    python -m devtools logs [-n NAME] [--follow] [--json]
     python -m devtools failures [-n NAME] [--stage S] [--json]
     python -m devtools schedules [--stage S]
 
@@ -344,12 +344,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
     with_function = args.name is None
     if args.follow:
         with contextlib.suppress(KeyboardInterrupt):
-            print_records(store.follow(selection), sys.stdout, with_function)
+            print_records(store.follow(selection), sys.stdout, with_function, args.json)
         return 0
     if not store.path.exists():
         print(f"no local logs yet ({store.path}): run invoke or up first", file=sys.stderr)
         return 0
-    print_records(store.read(selection), sys.stdout, with_function)
+    print_records(store.read(selection), sys.stdout, with_function, args.json)
     return 0
 
 
@@ -449,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-lambda-messages",
         action="store_true",
         help="also the START/END/REPORT lines (as `chalice logs`)",
+    )
+    logs.add_argument(
+        "--json",
+        action="store_true",
+        help="each line as Lambda's JSON log format stores it (requestId, fields, metrics)",
     )
     logs.set_defaults(run=cmd_logs)
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from awslambdaric.lambda_runtime_log_utils import JsonFormatter
 from chalice import Chalice
 from chalice.cli.factory import CLIFactory
 from chalice.config import Config
@@ -47,10 +48,15 @@ def lambda_time(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class LogEvent:
-    """One line (or one multi-line message) of an invocation's log, as Lambda stores it."""
+    """One line (or one multi-line message) of an invocation's log, as Lambda stores it.
+
+    ``record``: the same event as a JSON object, as Lambda stores it under the JSON
+    log format (the runtime's formatter for log records; a JSON line as it is).
+    """
 
     timestamp: datetime
     message: str
+    record: dict[str, Any] | None = None
 
 
 @dataclass
@@ -151,12 +157,24 @@ def _error_log(error: BaseException) -> str:
 
 
 class _EventHandler(logging.Handler):
-    def __init__(self, sink: list[LogEvent]) -> None:
+    """Both forms of each record: the text line, and the JSON object that Lambda's
+    Python runtime (awslambdaric's ``JsonFormatter``) writes under the JSON format."""
+
+    def __init__(self, sink: list[LogEvent], request_id: str, raw_json: bool = False) -> None:
         super().__init__()
-        self.sink = sink
+        self.sink, self.request_id, self.raw_json = sink, request_id, raw_json
+        self.json_formatter = JsonFormatter()
+        self.json_formatter.converter = time.gmtime  # as the runtime sets it
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.sink.append(LogEvent(datetime.fromtimestamp(record.created, UTC), self.format(record)))
+        message = self.format(record)
+        if self.raw_json:  # a line that is a JSON document already (EMF)
+            as_json = json.loads(message)
+        else:
+            copy = logging.makeLogRecord({**vars(record), "aws_request_id": self.request_id})
+            as_json = json.loads(self.json_formatter.format(copy))
+        when = datetime.fromtimestamp(record.created, UTC)
+        self.sink.append(LogEvent(when, message, as_json))
 
 
 class ConfiguredLambdaClient(TestLambdaClient):
@@ -187,9 +205,14 @@ class ConfiguredLambdaClient(TestLambdaClient):
 
     @contextmanager
     def function_environment(self, function_name: str) -> Iterator[None]:
-        """The function's environment variables from config.json, for the call."""
-        scoped = self._config.scope(self._config.chalice_stage, function_name)
-        with self._patched_env_vars(scoped.environment_variables):
+        """The function's environment variables from config.json, and the function
+        name Lambda sets, for the call."""
+        stage = self._config.chalice_stage
+        scoped = self._config.scope(stage, function_name)
+        # As Lambda names a function chalice deployed: <app>-<stage>-<function>.
+        deployed_name = f"{self._config.app_name}-{stage}-{function_name}"
+        env = {**scoped.environment_variables, "AWS_LAMBDA_FUNCTION_NAME": deployed_name}
+        with self._patched_env_vars(env):
             yield
 
     def invoke(self, function_name: str, payload: Any = None) -> InvokeResponse:
@@ -248,7 +271,7 @@ class LocalLambda:
                 done.set()
 
         with (
-            self._captured_logs(invocation.events),
+            self._captured_logs(invocation.events, request_id),
             self.client.function_environment(function_name),
         ):
             invocation.started_at = datetime.now(UTC)
@@ -268,17 +291,41 @@ class LocalLambda:
         if invocation.error is None:
             invocation.result = outcome.get("result")
         else:
-            invocation.events.append(LogEvent(invocation.ended_at, _error_log(invocation.error)))
+            record = {"level": "ERROR", **invocation.error_document(), "requestId": request_id}
+            record["timestamp"] = lambda_time(invocation.ended_at)
+            invocation.events.append(
+                LogEvent(invocation.ended_at, _error_log(invocation.error), record)
+            )
         return invocation
 
     @contextmanager
-    def _captured_logs(self, sink: list[LogEvent]) -> Iterator[None]:
-        """Route ``app.log`` into the invocation (as Lambda routes it to CloudWatch)."""
-        capture = _EventHandler(sink)
-        capture.setFormatter(logging.Formatter(Chalice.FORMAT_STRING))
-        saved = self.app.log.handlers[:]
-        self.app.log.handlers[:] = [capture]
+    def _captured_logs(self, sink: list[LogEvent], request_id: str) -> Iterator[None]:
+        """Route ``app.log`` into the invocation (as Lambda routes it to CloudWatch),
+        formatted as the app formats it, and the lines its child loggers with their
+        own handlers write (the metrics documents) as they are."""
+        log = self.app.log
+        capture = _EventHandler(sink, request_id)
+        capture.setFormatter(
+            next((h.formatter for h in log.handlers if h.formatter), None)
+            or logging.Formatter(Chalice.FORMAT_STRING)
+        )
+        raw = _EventHandler(sink, request_id, raw_json=True)
+        raw.setFormatter(logging.Formatter("%(message)s"))
+        swapped = {log: [capture]} | {child: [raw] for child in _children_with_handlers(log)}
+        saved = {logger: logger.handlers[:] for logger in swapped}
+        for logger, handlers in swapped.items():
+            logger.handlers[:] = handlers
         try:
             yield
         finally:
-            self.app.log.handlers[:] = saved
+            for logger, handlers in saved.items():
+                logger.handlers[:] = handlers
+
+
+def _children_with_handlers(log: logging.Logger) -> list[logging.Logger]:
+    prefix = log.name + "."
+    return [
+        logger
+        for name, logger in logging.root.manager.loggerDict.items()
+        if name.startswith(prefix) and isinstance(logger, logging.Logger) and logger.handlers
+    ]

@@ -3,7 +3,12 @@
 Each line is one log event of one invocation::
 
     {"timestamp": "2026-11-26T16:47:31.929Z", "function": "worker", "stage": "dev",
-     "request_id": "...", "stream": "2026/11/26/[$LATEST]3f9c...", "message": "..."}
+     "request_id": "...", "stream": "2026/11/26/[$LATEST]3f9c...", "message": "...",
+     "record": {...}}
+
+``message`` is the line as Lambda stores it under the Text log format; ``record``
+(app records, metrics documents and errors only) the JSON object it stores under
+the JSON format, made by the runtime's own formatter: ``logs --json`` shows it.
 
 Every process that runs functions is one "sandbox" with its own log stream name,
 as on Lambda. An invocation's events are appended with one ``write`` to a file
@@ -46,8 +51,15 @@ class LogFilter:
         return self.include_lambda_messages or not message.startswith(LAMBDA_PREFIXES)
 
 
-def format_record(record: dict[str, Any], with_function: bool) -> str:
-    """``chalice logs`` style: timestamp, short stream id, message."""
+def format_record(record: dict[str, Any], with_function: bool, as_json: bool = False) -> str:
+    """``chalice logs`` style: timestamp, short stream id, message; or the JSON record.
+
+    A line with no JSON form (START/END/REPORT: Lambda's JSON format turns them
+    into ``platform.*`` records, not modelled here) is shown as its timestamp and text.
+    """
+    if as_json:
+        shown = record.get("record") or {k: record.get(k) for k in ("timestamp", "message")}
+        return json.dumps(shown)
     moment = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
     stream = record.get("stream", "")
     short = stream[stream.find("]") + 1 :][:6] if "]" in stream else stream[:6]
@@ -73,6 +85,7 @@ class LogStore:
                     "stream": self.stream,
                     "message": event.message,
                 }
+                | ({"record": event.record} if event.record is not None else {})
             )
             for event in invocation.lambda_events()
         ]
@@ -120,7 +133,9 @@ def _records(lines: Any, selection: LogFilter) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def print_records(records: Iterator[dict[str, Any]], out: IO[str], with_function: bool) -> None:
+def print_records(
+    records: Iterator[dict[str, Any]], out: IO[str], with_function: bool, as_json: bool = False
+) -> None:
     for record in records:
-        out.write(format_record(record, with_function) + "\n")
+        out.write(format_record(record, with_function, as_json) + "\n")
         out.flush()

@@ -2,8 +2,8 @@
 
 Starts an embedded S3 (unless ``AWS_ENDPOINT_URL_S3`` is set), creates the
 stage's bucket, invokes the worker with ``events/worker.json``, reads the
-report back, fires the cleanup with ``events/scheduled.json`` and checks the
-bucket is empty. Exits non-zero if any step fails.
+report back, fires the cleanup with ``events/scheduled.json``, shows its metrics
+document and checks the bucket is empty. Exits non-zero if any step fails.
 """
 
 import argparse
@@ -26,13 +26,29 @@ def _step(title: str) -> None:
 
 
 def _invoke(local: Any, name: str, payload: Any) -> Any:
+    """Run one invocation, print its log and result; returns the invocation."""
     invocation = local.invoke(name, payload)
     print("\n".join(invocation.lambda_lines()))
     if invocation.error is not None:
         print(json.dumps(invocation.error_document(), indent=2))
         raise SystemExit(f"{name} failed: {invocation.error}")
     print(json.dumps(invocation.result, indent=2))
-    return invocation.result
+    return invocation
+
+
+def _show_metrics(invocation: Any) -> None:
+    """The invocation's Embedded Metric Format document (the JSON line in its log), as a table."""
+    for event in invocation.events:
+        if not (event.record and "_aws" in event.record):
+            continue
+        doc = event.record
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            dimensions = ", ".join(
+                f"{d}={doc[d]}" for names in directive["Dimensions"] for d in names
+            )
+            _step(f"Metrics of {invocation.function_name}: {directive['Namespace']} ({dimensions})")
+            for metric in directive["Metrics"]:
+                print(f"{metric['Name']:<18} {doc[metric['Name']]:>8} {metric['Unit']}")
 
 
 def run(stage: str) -> None:
@@ -50,7 +66,7 @@ def run(stage: str) -> None:
 
     _step("Invoke worker with events/worker.json")
     payload = json.loads((PROJECT / "events" / "worker.json").read_text())
-    stored = _invoke(local, "worker", payload)
+    stored = _invoke(local, "worker", payload).result
 
     _step(f"Report read back from s3://{bucket}/{stored['key']}")
     body = s3.get_object(Bucket=bucket, Key=stored["key"])["Body"].read()
@@ -59,7 +75,8 @@ def run(stage: str) -> None:
         raise SystemExit("the stored report differs from what the worker returned")
 
     _step("Fire cleanup with events/scheduled.json")
-    _invoke(local, "cleanup", json.loads((PROJECT / "events" / "scheduled.json").read_text()))
+    scheduled = json.loads((PROJECT / "events" / "scheduled.json").read_text())
+    _show_metrics(_invoke(local, "cleanup", scheduled))
 
     left = s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
     _step(f"Bucket s3://{bucket} after cleanup: {left} objects")
