@@ -165,3 +165,31 @@ def test_local_logs_json_shows_the_fields_lambda_would_store(s3_server, bucket, 
         check_emf(copy.deepcopy(doc))
     text = cli("--state-dir", state, "logs", env=env_without_aws()).stdout
     assert "Worker Event: {" in text and '"CleanupComplete":1' in text  # and as text
+
+
+def test_the_alarms_on_our_metrics_watch_what_a_cleanup_run_emits(app_module, bucket):
+    """infra/ops.json's alarms on the WorkerFunctions namespace name a metric and the
+    dimension a real (incomplete) cleanup run writes, with the value the ops stack gets
+    for the cleanup's name, so the alarm can fire."""
+    from devtools.deploy.merge_template import CLEANUP, app_config, function_name
+
+    ops = json.loads((PROJECT / "infra" / "ops.json").read_text())
+    ours = [
+        alarm["Properties"]
+        for alarm in ops["Resources"].values()
+        if alarm["Type"] == "AWS::CloudWatch::Alarm"
+        and alarm["Properties"]["Namespace"] == NAMESPACE
+    ]
+    assert ours, "no alarm watches the app's own metrics"
+    local = LocalLambda(app_module.app, stage="dev", project_dir=str(PROJECT))
+    failed = local.invoke("cleanup", {**SCHEDULED_EVENT, "detail": {"dry_rn": True}})
+    (doc,) = emf_documents(failed)
+    directive = doc["_aws"]["CloudWatchMetrics"][0]
+    emitted = {metric["Name"] for metric in directive["Metrics"]}
+    for alarm in ours:
+        assert alarm["MetricName"] in emitted
+        assert [[d["Name"] for d in alarm["Dimensions"]]] == directive["Dimensions"]
+        assert alarm["Dimensions"][0]["Value"] == {"Ref": "CleanupFunctionName"}
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert doc["CleanupComplete"] == 0  # what the incomplete alarm's Minimum < 1 catches
+    assert doc["FunctionName"] == function_name(app_config(), "dev", CLEANUP)
