@@ -27,6 +27,7 @@ from tests.faultproxy import record_figures
 
 FIELDS = ("source_ip", "time_start", "time_end")
 MAX_EVENT_BYTES = 64 * 1024
+MAX_NESTING = 32  # lists and objects, the event object included
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -80,10 +81,9 @@ def verdict(payload: Any) -> tuple[dict[str, Any] | None, set[str]]:
         payload = {}
     if not isinstance(payload, dict):
         return None, {"event"}
-    try:
-        size = len(json.dumps(payload, separators=(",", ":")).encode())
-    except RecursionError:
-        return None, {"event"}
+    if depth(payload) > MAX_NESTING:
+        return None, {"event"}  # "event: payload is nested too deeply"
+    size = len(json.dumps(payload, separators=(",", ":")).encode())
     if size > MAX_EVENT_BYTES:
         return None, {"event"}
     unknown = set(payload) - set(FIELDS)
@@ -104,18 +104,16 @@ def verdict(payload: Any) -> tuple[dict[str, Any] | None, set[str]]:
         else:
             report[name] = expected_time(value) or "invalid"
     culprits = {name for name, value in report.items() if value == "invalid"}
-    if culprits and depth(payload) > 100:
-        culprits.add("event")  # also fair: "event: payload is nested too deeply"
     return (None, culprits) if culprits else (report, set())
 
 
 def depth(value: Any) -> int:
-    """How deeply lists and objects nest in a JSON value, without recursing."""
+    """How many lists and objects nest in a JSON value ({} is 1), without recursing."""
     deepest, stack = 0, [(value, 0)]
     while stack:
         item, level = stack.pop()
-        deepest = max(deepest, level)
         if isinstance(item, list | dict):
+            deepest = max(deepest, level + 1)
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, level + 1) for child in children)
     return deepest
@@ -314,18 +312,35 @@ def test_leap_seconds_are_refused_with_a_clear_message(worker):
     assert "leap seconds (:60) cannot be represented" in str(raised.value)
 
 
-def test_a_deeply_nested_payload_is_refused_not_crashed(worker):
-    # The deepest payload json.loads accepts at this depth of the stack, as the
-    # Lambda runtime decodes it; the handler runs a few frames deeper, where
-    # serialising it again (for the size check) overflows.
-    depth = max(d for d in range(100, sys.getrecursionlimit()) if nested(d) is not None)
-    payload = nested(depth)
-    worker.check(payload)  # refused with InvalidEventError, not a RecursionError
+@pytest.mark.parametrize(
+    "levels",
+    [
+        MAX_NESTING - 1,  # 32 deep in all: refused for its field, not for its depth
+        MAX_NESTING,  # 33 deep: the first depth refused as such
+        pytest.param(None, id="deepest-json.loads-accepts"),
+    ],
+)
+def test_a_deeply_nested_payload_is_refused_with_a_clear_message(worker, levels):
+    # The depth is checked before anything recursive sees the payload, so the same
+    # message comes on every Python. The deepest payload json.loads accepts here is
+    # what used to overflow json.dumps in the size check on 3.11 (not on 3.12+).
+    if levels is None:
+        levels = max(d for d in range(100, sys.getrecursionlimit()) if nested(d) is not None)
+    payload = nested(levels)
+    assert depth(payload) == levels + 1  # the event object, then the lists
+    with pytest.raises(InvalidEventError) as raised:
+        worker.invoke("worker", payload)
+    if levels + 1 <= MAX_NESTING:
+        assert str(raised.value) == "source_ip: expected an IP address string, got list"
+    else:
+        assert str(raised.value) == "event: payload is nested too deeply"
+    worker.check(payload)  # and the oracle agrees; nothing written
 
 
-def nested(depth: int) -> Any:
+def nested(levels: int) -> Any:
+    """``{"source_ip": [[...]]}`` with ``levels`` lists, as json.loads decodes it (or None)."""
     try:
-        return json.loads('{"source_ip": ' + "[" * depth + "]" * depth + "}")
+        return json.loads('{"source_ip": ' + "[" * levels + "]" * levels + "}")
     except RecursionError:
         return None
 
