@@ -277,26 +277,83 @@ def test_checksums_are_checked_and_recomputed_for_a_new_body():
     assert crc32c == []  # cannot recompute CRC32C with the standard library: dropped
 
 
-def test_the_same_seed_replays_the_same_faults_even_from_concurrent_clients(
-    s3_server, s3, bucket, monkeypatch
+REPLAY_FAULTS = [Fault("internal", 0.2, PUT), Fault("reset", 0.2, PUT, after=True)]
+REPLAY_PUTS = 40
+
+
+class ArrivalOrderProxy(FaultProxy):
+    """The control: every request draws from one generator, in arrival order. Its
+    faults cannot follow a request once the order changes, yet each run injects
+    the same sequence of faults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shared = random.Random(self.seed)
+
+    def rng_for(self, identity: str, occurrence: int) -> random.Random:
+        return self._shared
+
+
+def replay_run(
+    proxy_class: type[FaultProxy],
+    order: list[int],
+    threads: int,
+    s3_server: str,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> FaultProxy:
+    """PUT ``r/<i>.json`` (body ``<i>``) for each i in ``order`` through a fresh proxy."""
+    proxy = proxy_class(s3_server, REPLAY_FAULTS, seed=SEED).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+        client = make_client()
+
+        def put(i: int) -> None:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                client.put_object(Bucket=bucket, Key=f"r/{i}.json", Body=str(i).encode())
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(put, order))
+        proxy.wait_idle()
+        assert proxy.log.errors == []
+        return proxy
+    finally:
+        proxy.stop()
+
+
+def test_the_same_seed_gives_each_request_the_same_fault_even_from_concurrent_clients(
+    s3_server, bucket, monkeypatch
 ):
-    faults = [Fault("internal", 0.2, PUT), Fault("reset", 0.2, PUT, after=True)]
-    runs = []
-    for _ in range(2):
-        with fault_proxy(s3_server, faults, seed=SEED) as proxy:
-            monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
-            client = make_client()
+    forward = list(range(REPLAY_PUTS))
+    runs = [
+        replay_run(FaultProxy, order, 4, s3_server, bucket, monkeypatch)
+        for order in (forward, forward[::-1])  # 4 clients at a time, the order turned around
+    ]
+    first, second = (run.faults_by_request() for run in runs)
+    assert first == second  # which request (method, target, body, occurrence) got which fault
+    faulted = Counter(fault for _, fault, _ in first if fault)
+    assert set(faulted) == {"internal", "reset after"}, faulted
+    assert {identity.method for identity, _, _ in first} == {"PUT"}
+    assert len({identity.body_sha256 for identity, _, _ in first}) == REPLAY_PUTS
+    retried = [identity for identity, _, _ in first if identity.occurrence > 1]
+    assert retried  # a faulted request's retry is the next occurrence of the same request
 
-            def put(i: int, client: Any = client) -> None:
-                with contextlib.suppress(ClientError, BotoCoreError):
-                    client.put_object(Bucket=bucket, Key=f"r/{i}.json", Body=str(i).encode())
 
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(put, range(40)))
-            proxy.wait_idle()
-            runs.append(sorted((i.operation, i.kind, i.after) for i in proxy.log.injections))
-    assert runs[0] == runs[1]
-    assert runs[0]  # something was injected
+def test_the_replay_comparison_catches_faults_drawn_in_arrival_order(
+    s3_server, bucket, monkeypatch
+):
+    # One client, so both runs are deterministic: the n-th request to arrive draws the
+    # n-th number in both, whichever request it is.
+    forward = list(range(REPLAY_PUTS))
+    runs = [
+        replay_run(ArrivalOrderProxy, order, 1, s3_server, bucket, monkeypatch)
+        for order in (forward, forward[::-1])
+    ]
+    multisets = [sorted((i.operation, i.kind, i.after) for i in r.log.injections) for r in runs]
+    assert multisets[0] == multisets[1]  # the old comparison: fooled
+    assert multisets[0]  # something was injected
+    first, second = (run.faults_by_request() for run in runs)
+    assert first != second  # the per-request comparison: not fooled
 
 
 # --- the worker -------------------------------------------------------------------------
