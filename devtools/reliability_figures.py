@@ -14,7 +14,9 @@ docs include. The docs cannot drift from a run:
 - :func:`record_figures` fails a test whose figures differ from the committed ones (or
   whose scenario is not committed yet), when run with the committed seed;
 - ``tests/test_reliability_figures.py`` checks that the committed table is the
-  rendering of the committed figures.
+  rendering of the committed figures, and so is every copy of it that a page
+  embeds between ``<!-- reliability-figures:begin -->`` and
+  ``<!-- reliability-figures:end -->`` (``--update`` rewrites those too).
 
 A new scenario needs no code here to appear: it is rendered with its figures
 listed; a function in :data:`ROWS` writes it as prose instead.
@@ -22,6 +24,7 @@ listed; a function in :data:`ROWS` writes it as prose instead.
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ TABLE = PROJECT / "docs" / "reliability-figures.md"
 MEASURED = "measured"
 HEADER = ["scenario", "faults injected", "what ran", "lost", "duplicates"]
 COMMAND = "python -m devtools.reliability_figures --update"
+BEGIN, END = "<!-- reliability-figures:begin -->", "<!-- reliability-figures:end -->"
 
 
 class FiguresDiffer(AssertionError):
@@ -213,8 +217,41 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update(run_file: Path = RUN, committed_file: Path = COMMITTED, table: Path = TABLE) -> str:
-    """Commit a run's figures and render the table; refuse a run missing a committed scenario."""
+def _block(text: str) -> re.Match[str] | None:
+    """The embedded table: the lines between a line that is BEGIN and one that is END."""
+    return re.search(
+        rf"^{re.escape(BEGIN)}\n(?P<table>.*?)^{re.escape(END)}$", text, re.MULTILINE | re.DOTALL
+    )
+
+
+def embedding_pages(root: Path = PROJECT) -> list[Path]:
+    """The markdown pages (README.md, docs/) that embed the table between the markers."""
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    return [page for page in pages if page.exists() and _block(page.read_text())]
+
+
+def embedded(page: Path) -> str:
+    """The table as ``page`` embeds it."""
+    block = _block(page.read_text())
+    assert block is not None, page
+    return block["table"]
+
+
+def embed(page: Path, table: str) -> None:
+    text = page.read_text()
+    block = _block(text)
+    assert block is not None, page
+    page.write_text(text[: block.start("table")] + table + text[block.end("table") :])
+
+
+def update(
+    run_file: Path = RUN,
+    committed_file: Path = COMMITTED,
+    table: Path = TABLE,
+    root: Path = PROJECT,
+) -> str:
+    """Commit a run's figures and render the table (into ``table`` and every page that
+    embeds it); refuse a run that lacks a committed scenario."""
     data = json.loads(run_file.read_text())
     committed = json.loads(committed_file.read_text()) if committed_file.exists() else {}
     missing = sorted(set(committed) - set(data))
@@ -222,8 +259,12 @@ def update(run_file: Path = RUN, committed_file: Path = COMMITTED, table: Path =
         raise SystemExit(f"{run_file} lacks {missing}: run the whole reliability suite first")
     committed_file.parent.mkdir(exist_ok=True)
     committed_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    table.write_text(render(data))
-    return f"{committed_file.relative_to(PROJECT)} and {table.relative_to(PROJECT)} updated"
+    rendered = render(data)
+    table.write_text(rendered)
+    pages = embedding_pages(root)
+    for page in pages:
+        embed(page, rendered)
+    return ", ".join(str(p.relative_to(root)) for p in [committed_file, table, *pages]) + " updated"
 
 
 def main() -> None:

@@ -7,11 +7,15 @@ from pathlib import Path
 import pytest
 
 from devtools.reliability_figures import (
+    BEGIN,
     COMMITTED,
+    END,
     MEASURED,
     ROWS,
     TABLE,
     FiguresDiffer,
+    embedded,
+    embedding_pages,
     record_figures,
     render,
     update,
@@ -26,6 +30,21 @@ def committed() -> dict:
 
 def test_the_committed_table_is_the_rendering_of_the_committed_figures():
     assert TABLE.read_text() == render(committed())
+    for page in embedding_pages():  # and so is every page's copy of it
+        assert embedded(page) == render(committed()), page
+
+
+def test_update_rewrites_the_pages_that_embed_the_table(tmp_path):
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "reliability.md"
+    page.write_text(f"# Reliability\n\n{BEGIN}\nold table\n{END}\n\nMore prose.\n")
+    (tmp_path / "docs" / "other.md").write_text("no table here\n")
+    run = write(tmp_path / "run.json", committed())
+    done = update(run, tmp_path / "figures.json", tmp_path / "table.md", root=tmp_path)
+    assert embedding_pages(tmp_path) == [page]
+    assert embedded(page) == render(committed()) == (tmp_path / "table.md").read_text()
+    assert page.read_text().startswith("# Reliability\n\n") and "More prose." in page.read_text()
+    assert "docs/reliability.md" in done
 
 
 def test_every_committed_scenario_has_its_row_and_every_row_function_a_scenario():
@@ -91,5 +110,5 @@ def test_update_refuses_a_run_that_lacks_a_committed_scenario(tmp_path):
     docs, table = write(tmp_path / "docs.json", data), tmp_path / "table.md"
     partial = write(tmp_path / "run.json", {SCENARIO: data[SCENARIO]})
     with pytest.raises(SystemExit, match="lacks"):
-        update(partial, docs, table)
+        update(partial, docs, table, root=tmp_path)
     assert not table.exists()
