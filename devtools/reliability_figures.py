@@ -172,7 +172,7 @@ def _load(f: dict[str, Any]) -> list[str]:
 
 
 def _fuzz(f: dict[str, Any]) -> list[str]:
-    stored, refused = f["examples stored"], f["examples refused"]
+    stored, refused = f[MEASURED]["examples stored"], f[MEASURED]["examples refused"]
     return [
         "—",
         f"{_n(stored + refused)} examples: {_n(stored)} stored and read back, "
