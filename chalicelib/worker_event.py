@@ -14,6 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MAX_EVENT_BYTES = 64 * 1024
+# Lists and objects, counted from the event object itself (a valid event is 1 deep).
+# Checked before anything recursive (json.dumps) sees the payload, so a deep one is
+# refused the same way on every Python, whatever its recursion limit and C stack.
+MAX_NESTING = 32
 FIELDS = ("source_ip", "time_start", "time_end")
 
 # RFC 3339 section 5.6 "date-time"; "T"/"Z" may be lowercase (section 5.6 note).
@@ -106,16 +110,31 @@ def parse_source_ip(value: Any) -> str:
         ) from None
 
 
+def nesting(value: Any, limit: int) -> int:
+    """How many lists and objects deep ``value`` goes (a scalar is 0), walked without
+    recursion; the walk stops at the first container deeper than ``limit``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if level > limit:
+                return level
+            deepest = max(deepest, level)
+            stack.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
+
+
 def parse_event(payload: Any) -> WorkerEvent:
     """Validate a raw invocation payload. ``None`` (an empty payload) means ``{}``."""
     if payload is None:
         return WorkerEvent()
     if not isinstance(payload, dict):
         raise InvalidEventError("event", f"expected a JSON object, got {type(payload).__name__}")
-    try:
-        size = len(json.dumps(payload, separators=(",", ":")).encode())
-    except RecursionError:  # json.loads accepted it a few stack frames higher up
-        raise InvalidEventError("event", "payload is nested too deeply") from None
+    if nesting(payload, MAX_NESTING) > MAX_NESTING:
+        raise InvalidEventError("event", "payload is nested too deeply")
+    size = len(json.dumps(payload, separators=(",", ":")).encode())
     if size > MAX_EVENT_BYTES:
         raise InvalidEventError(
             "event", f"payload is {size} bytes, over the {MAX_EVENT_BYTES}-byte limit"

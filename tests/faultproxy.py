@@ -17,14 +17,14 @@ retry ends up repeating a write that already happened.
 
 Each request draws from a ``random.Random`` seeded with the proxy's seed and
 the request itself (see :meth:`FaultProxy.decide`), so the same seed replays
-the same faults, even for concurrent clients. Everything injected is recorded
-in ``FaultProxy.log``.
+the same faults, even for concurrent clients. Every request's identity and
+everything injected is recorded in ``FaultProxy.log``, and
+:meth:`FaultProxy.faults_by_request` says which request got which fault.
 """
 
 import base64
 import hashlib
 import http.client
-import json
 import os
 import random
 import re
@@ -40,8 +40,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
 
@@ -93,11 +92,24 @@ class Injection:
     outcome: str = ""  # "abandoned" when the client gave up on a delay or hang
 
 
+@dataclass(frozen=True, order=True)
+class RequestIdentity:
+    """A request as a rerun would send it again: ``target`` with dates blanked, the
+    SHA-256 of its body, and ``occurrence``, its rank (from 1) among the requests
+    identical in all three (a retry of the same request is the next occurrence)."""
+
+    method: str
+    target: str
+    body_sha256: str
+    occurrence: int
+
+
 @dataclass
 class _Log:
     requests: Counter = field(default_factory=Counter)
     injections: list[Injection] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    identities: dict[int, RequestIdentity] = field(default_factory=dict)  # by seq
 
 
 def s3_operation(method: str, target: str, has_copy_source: bool = False) -> str:
@@ -379,6 +391,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of new connections while the
+    # accepting thread waits for the CPU overflows it, the kernel drops the SYN, and the
+    # client's 1 s connect timeout fires: a retry that no fault caused, that the proxy
+    # never saw (seen once, with TcpExtListenOverflows at 1, under load).
+    request_queue_size = 128
     proxy: "FaultProxy"
 
 
@@ -393,6 +410,7 @@ class FaultProxy:
         self.log = _Log()
         self.stopping = threading.Event()
         self._seen: Counter = Counter()
+        self._sent: Counter = Counter()  # identical (method, target, body) requests so far
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._active = 0
@@ -420,13 +438,17 @@ class FaultProxy:
         so does a rerun on another day. (A PutObject body holds the time it was
         made, so it is left out.)
         """
-        keys = hashlib.sha256(body).hexdigest() if operation == "DeleteObjects" else ""
-        identity = f"{method} {_DATE.sub('-', target)} {keys}"
+        digest, target = hashlib.sha256(body).hexdigest(), _DATE.sub("-", target)
+        identity = f"{method} {target} {digest if operation == 'DeleteObjects' else ''}"
         with self._lock:
             self._seq += 1
             self.log.requests[operation] += 1
             self._seen[identity] += 1
-            seq, rng = self._seq, random.Random(f"{self.seed}|{identity}|{self._seen[identity]}")
+            self._sent[method, target, digest] += 1
+            self.log.identities[self._seq] = RequestIdentity(
+                method, target, digest, self._sent[method, target, digest]
+            )
+            seq, rng = self._seq, self.rng_for(identity, self._seen[identity])
             faults = list(self.faults)
         if operation == "MotoApi":
             return seq, None, []
@@ -441,6 +463,10 @@ class FaultProxy:
                 return seq, (fault if keys else None), keys
             low += fault.rate
         return seq, None, []
+
+    def rng_for(self, identity: str, occurrence: int) -> random.Random:
+        """The generator a request draws from: its own, so arrival order does not matter."""
+        return random.Random(f"{self.seed}|{identity}|{occurrence}")
 
     @contextmanager
     def busy(self) -> Iterator[None]:
@@ -468,6 +494,18 @@ class FaultProxy:
         return Counter(
             f"{i.operation} {i.kind}{' after' if i.after and i.kind != 'fail_keys' else ''}"
             for i in self.log.injections
+        )
+
+    def faults_by_request(self) -> list[tuple[RequestIdentity, str, tuple[str, ...]]]:
+        """Every request with the fault it got ("" for none, else ``<kind>[ after]``) and,
+        for ``fail_keys``, the keys refused; sorted, so two runs compare as lists."""
+        injected = {
+            i.seq: (f"{i.kind}{' after' if i.after and i.kind != 'fail_keys' else ''}", i.keys)
+            for i in self.log.injections
+        }
+        return sorted(
+            (identity, *injected.get(seq, ("", ())))
+            for seq, identity in self.log.identities.items()
         )
 
     def failed_keys(self) -> list[str]:
@@ -501,16 +539,3 @@ def fault_proxy(upstream: str, faults: Sequence[Fault] = (), seed: int = 0) -> I
         yield proxy
     finally:
         proxy.stop()
-
-
-FIGURES = Path(__file__).resolve().parent.parent / ".local" / "reliability.json"
-
-
-def record_figures(scenario: str, figures: dict[str, Any]) -> None:
-    """Print a scenario's figures and merge them into ``.local/reliability.json``,
-    where the table in docs/reliability.md is copied from."""
-    print(f"\n{scenario}: {json.dumps(figures, sort_keys=True)}")
-    FIGURES.parent.mkdir(exist_ok=True)
-    data = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
-    data[scenario] = figures
-    FIGURES.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SCHEDULED_EVENT, age_objects, object_keys, seed_objects
-from tests.faultproxy import record_figures
+from tests.reliability_figures import record_figures
 
 INVOCATIONS = 1000
 CONCURRENCY = 16
@@ -104,9 +104,11 @@ def test_1000_invocations_16_at_a_time_lose_nothing_beside_a_running_cleanup(
             "reports lost": len(set(stored) - {i.removesuffix(".json") for i in ids}),
             "duplicate reports": len(ids) - len(set(ids)),
             "unreadable or wrong reports": len(unreadable),
-            "cleanup runs": len(summaries),
             "cleanup runs failed": len(failed_cleanups),
             "old objects deleted by the cleanups": sum(s["deleted"] for s in summaries),
+        },
+        measured={  # timing: varies from run to run
+            "cleanup runs": len(summaries),
             "wall s": round(load_s, 1),
             "invocations per s": round(INVOCATIONS / load_s),
         },

@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -211,9 +212,11 @@ def test_invoke_worker_prints_the_lambda_block_and_stores_the_report(
 ):
     state = tmp_path / "state"
     payload = (PROJECT / "events" / "worker.json").read_text()
+    days = {datetime.now(UTC).strftime("%Y-%m-%d")}  # before and after: midnight may fall between
     done = cli(
         "--state-dir", state, "invoke", "worker", env=env_with_endpoint(s3_server), stdin=payload
     )
+    days.add(datetime.now(UTC).strftime("%Y-%m-%d"))
     assert done.returncode == 0, done.stderr
     assert f"S3: the endpoint in AWS_ENDPOINT_URL_S3 at {s3_server}" in done.stderr
     block = LAMBDA_BLOCK.search(done.stderr)
@@ -221,7 +224,8 @@ def test_invoke_worker_prints_the_lambda_block_and_stores_the_report(
     assert block["memory"] == "128"  # config.json's lambda_memory_size
     assert "Worker Event: " in block["logs"]
     result = json.loads(done.stdout)
-    assert result["key"] == f"reports/{result['key'].split('/')[1]}/{block['id']}.json"
+    assert result["key"] in {f"reports/{day}/{block['id']}.json" for day in days}
+    assert result["key"] == f"reports/{result['report']['time_end'][:10]}/{block['id']}.json"
     assert object_keys(s3, bucket) == [result["key"]]
     assert (
         json.loads(s3.get_object(Bucket=bucket, Key=result["key"])["Body"].read())

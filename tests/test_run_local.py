@@ -60,4 +60,12 @@ def test_run_local_uses_aws_endpoint_url_s3_when_set(s3_server, s3):
 def test_run_local_fails_when_a_step_fails(s3_server, s3):
     # Nothing listens on port 9: the first S3 call fails and so must the script.
     done = run_local({**os.environ, "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"})
-    assert done.returncode != 0
+    assert done.returncode == 1, done.stdout + done.stderr
+    # It got as far as the bucket step (so it imported and started) and failed there,
+    # with the S3 error as its last word, not an import or usage error.
+    assert "== Bucket s3://worker-functions-reports-dev" in done.stdout
+    assert "OK" not in done.stdout and "ready at" not in done.stdout
+    assert done.stderr.rstrip().splitlines()[-1] == (
+        "botocore.exceptions.EndpointConnectionError: Could not connect to the endpoint URL: "
+        '"http://127.0.0.1:9/worker-functions-reports-dev"'
+    )
