@@ -182,6 +182,26 @@ def _fuzz(f: dict[str, Any]) -> list[str]:
     ]
 
 
+def _async_delivery(f: dict[str, Any]) -> list[str]:
+    attempts, ids = f["attempts per event"], f["request ids per event"]
+    runs = ", ".join(
+        f"`{name}` {attempts[name]} attempt{'s' if attempts[name] != 1 else ''} "
+        f"({ids[name]} request id)"
+        for name in sorted(attempts)
+    )
+    kept = ", ".join(
+        f"`{name}` ({why})" for name, why in f["kept in the on-failure destination"].items()
+    )
+    succeeded = ", ".join(f"`{name}`" for name in f["succeeded on a retry"])
+    return [
+        "the handlers raise (one on its first run only); Lambda's 60 s / 120 s delays scaled",
+        f"{_n(f['events fired'])} events: {runs}; {succeeded} succeeded on a retry; "
+        f"kept in the local on-failure destination: {kept}",
+        f"{_n(f['events lost'])} events",
+        "—",
+    ]
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "worker, 30 % of requests faulted": _worker_faulted,
     "worker, S3 hangs": _worker_hang,
@@ -189,6 +209,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "cleanup with CLEANUP_MAX_AGE=PT1H, faulted twice then clean": _cleanup_retention,
     "load: 1,000 worker invocations, 16 at a time, cleanup alongside": _load,
     "fuzz: hostile and near-valid events": _fuzz,
+    "scheduled runs failing in `up` (Lambda's async delivery, scaled 1/100)": _async_delivery,
 }
 
 

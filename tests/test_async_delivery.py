@@ -26,6 +26,7 @@ from devtools.local_lambda.async_delivery import (
 )
 from devtools.local_lambda.cli import build_parser
 from tests.conftest import PROJECT
+from tests.reliability_figures import record_figures
 from tests.test_local_cli import Running, cli, env_with_endpoint
 
 ERROR = {"errorMessage": "boom", "errorType": "RuntimeError", "stackTrace": []}
@@ -364,6 +365,43 @@ def test_up_honours_the_max_event_age_from_lambda_settings_json(delivered):
     assert line["record"]["requestContext"]["condition"] == "EventAgeExceeded"
     assert line["record"]["requestContext"]["approximateInvokeCount"] == 2
     assert line["record"]["responsePayload"]["errorMessage"] == "still failing"
+
+
+def last_attempt_ok(delivered: dict[str, Any], runs: list[tuple[str, int, int, str]]) -> bool:
+    """Whether the log of the event's last attempt shows no error and no timeout."""
+    request_id = runs[-1][3]
+    messages = [r["message"] for r in delivered["logs"] if r["request_id"] == request_id]
+    starts = [i for i, m in enumerate(messages) if m.startswith("START RequestId")]
+    assert len(starts) == len(runs)
+    last = messages[starts[-1] :]
+    return not any(m.startswith("[ERROR]") or "Task timed out" in m for m in last)
+
+
+def test_every_failed_event_is_retried_then_kept_none_lost(delivered):
+    """The reliability table's row: each fired event either succeeded in the end or
+    is in the destination, after its attempts, each with one request id."""
+    attempts = attempts_in(delivered["output"])
+    events = {name for name, *_ in attempts}
+    per_event = {name: [a for a in attempts if a[0] == name] for name in sorted(events)}
+    kept = {f["function"]: f["record"]["requestContext"] for f in delivered["failures"]}
+    succeeded = {name for name, runs in per_event.items() if last_attempt_ok(delivered, runs)}
+    lost = events - kept.keys() - succeeded
+    assert not lost
+    record_figures(
+        "scheduled runs failing in `up` (Lambda's async delivery, scaled 1/100)",
+        {
+            "events fired": len(events),
+            "attempts per event": {name: len(runs) for name, runs in per_event.items()},
+            "request ids per event": {
+                name: len({rid for *_, rid in runs}) for name, runs in per_event.items()
+            },
+            "kept in the on-failure destination": {
+                name: context["condition"] for name, context in sorted(kept.items())
+            },
+            "succeeded on a retry": sorted(succeeded),
+            "events lost": len(lost),
+        },
+    )
 
 
 def test_failures_shows_the_records_readably_and_raw(delivered, edges_app):
