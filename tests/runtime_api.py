@@ -8,13 +8,14 @@ record how each ended. The runtime's stdout is the function's log stream.
 """
 
 import json
+import os
 import queue
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -172,25 +173,45 @@ class RuntimeProcess:
         return b"".join(self.chunks).decode()
 
 
+def runtime_launch(
+    project: Path, env: dict[str, str], python_flags: Sequence[str], import_path: Sequence[Path]
+) -> tuple[list[str], dict[str, str]]:
+    """The interpreter's arguments up to ``-m`` and its environment: shared by the
+    runtime and by any probe of the import path the runtime gets."""
+    pythonpath = os.pathsep.join(str(p) for p in import_path or [project])
+    env = {**env, "PYTHONPATH": pythonpath, "PYTHONDONTWRITEBYTECODE": "1"}
+    return [sys.executable, *python_flags], env
+
+
 @contextmanager
 def lambda_runtime(
-    project: Path, handler: str, function_name: str, env: dict[str, str], timeout_s: int = 15
+    project: Path,
+    handler: str,
+    function_name: str,
+    env: dict[str, str],
+    timeout_s: int = 15,
+    *,
+    memory_mb: int = 128,
+    python_flags: Sequence[str] = (),
+    import_path: Sequence[Path] = (),
 ) -> Iterator[tuple[RuntimeAPI, RuntimeProcess]]:
     """The API on a free port and the runtime client serving ``handler`` from ``project``
-    (stdout and stderr together, as Lambda sends both to the log stream)."""
+    (stdout and stderr together, as Lambda sends both to the log stream).
+
+    ``import_path`` (default: ``project``) is the runtime's PYTHONPATH and
+    ``python_flags`` go to the interpreter (``-S``: no site-packages)."""
     api = RuntimeAPI(function_name, timeout_s)
+    interpreter, env = runtime_launch(project, env, python_flags, import_path)
     with api.serving():
         process = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", handler],
+            [*interpreter, "-m", "awslambdaric", handler],
             cwd=project,
             env={
                 **env,
                 "AWS_LAMBDA_RUNTIME_API": api.address,
                 "AWS_LAMBDA_FUNCTION_NAME": function_name,
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-                "PYTHONPATH": str(project),
-                "PYTHONDONTWRITEBYTECODE": "1",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
             },
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

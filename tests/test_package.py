@@ -1,12 +1,12 @@
 """Path 2 offline: the bucket template, the packaged template (chalice package
 with the generated merge template), the deployment.zip, and the zip's handlers
-run as Lambda would run them."""
+run as Lambda runs them: served by awslambdaric (Lambda's Python runtime
+interface client) from the unpacked zip, through tests/runtime_api.py."""
 
 import json
 import shutil
 import subprocess
 import sys
-import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from devtools.deploy.merge_template import (
 from devtools.local_lambda.embedded_s3 import DEFAULT_REGION, LOCAL_CREDENTIALS
 from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket, stage_config
 from tests.packaging import PSEUDO, STAGES, copy_deployable, evaluate, sam_template
+from tests.runtime_api import Outcome, lambda_runtime, runtime_launch
 
 pytest_plugins = ["tests.packaging"]  # `packages`, shared with test_policy_lint.py
 CONFIG = app_config()
@@ -45,6 +46,8 @@ OWNED = Owned(
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 # What the Lambda Python runtime provides besides the standard library.
 RUNTIME_LIBS = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+# ... and the runtime interface client that runs the handler, with its dependencies.
+RUNTIME_LIBS += ("awslambdaric", "runtime_client", "simplejson", "snapshot_restore_py")
 ZIP_LIMIT = 100 * 1024
 
 
@@ -461,7 +464,7 @@ def test_zip_holds_only_the_app_and_chalices_runtime(packages, stage):
     assert path.stat().st_size < ZIP_LIMIT
 
 
-# -- runs as Lambda would -----------------------------------------------------
+# -- runs as Lambda runs it ---------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -475,8 +478,9 @@ def lambda_task(packages, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def runtime_libs(tmp_path_factory) -> Path:
-    """A folder of links to boto3 and its dependencies only: what the Lambda
-    runtime adds to the standard library."""
+    """A folder of links to what Lambda's Python runtime adds to the standard
+    library (its /var/runtime): boto3 and its dependencies, and the runtime
+    interface client with its own."""
     import importlib.util
 
     libs = tmp_path_factory.mktemp("runtime-libs")
@@ -490,32 +494,84 @@ def runtime_libs(tmp_path_factory) -> Path:
     return libs
 
 
-def invoke_as_lambda(
-    task: Path, libs: Path, tmpl: dict[str, Any], logical_id: str, event: Path, endpoint: str
-) -> tuple[dict[str, Any], str, str]:
-    """Run the template's handler for ``logical_id`` in a fresh interpreter with
-    no site-packages; return (last JSON line, all stdout, request id)."""
+def function_env(
+    tmpl: dict[str, Any], logical_id: str, task: Path, endpoint: str
+) -> dict[str, str]:
+    """What Lambda sets for the function (besides the runtime's own variables),
+    plus the local endpoint and fake credentials: nothing of this process's."""
     props = tmpl["Resources"][logical_id]["Properties"]
-    env = {  # what Lambda sets, plus the local endpoint and fake credentials
+    name = props["FunctionName"]
+    return {
         "AWS_REGION": DEFAULT_REGION,
-        "AWS_LAMBDA_FUNCTION_NAME": props["FunctionName"],
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(props["MemorySize"]),
+        "AWS_DEFAULT_REGION": DEFAULT_REGION,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+        "LAMBDA_TASK_ROOT": str(task),
+        "_HANDLER": props["Handler"],
+        "TZ": ":UTC",
         **LOCAL_CREDENTIALS,
         "AWS_ENDPOINT_URL_S3": endpoint,
         **evaluate(props["Environment"]["Variables"], tmpl),
     }
-    request_id = str(uuid.uuid4())
-    bootstrap = PROJECT / "tests" / "lambda_bootstrap.py"
-    args = [str(task), str(libs), props["Handler"], str(event), request_id, str(props["Timeout"])]
+
+
+# Run with no site-packages: only the unpacked zip and the runtime's libraries import.
+PYTHON_FLAGS = ("-S",)
+# Where each import resolves from (None: not importable) for the runtime.
+IMPORT_PROBES = ("chalice", "chalice.cli", "boto3", "botocore", "awslambdaric")
+IMPORT_PROBES += ("moto", "pytest", "devtools", "tests")
+PROBE = """import importlib.util, json, sys
+def origin(name):
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError:
+        return None
+    return spec.origin if spec else None
+print(json.dumps({name: origin(name) for name in sys.argv[1:]}))
+"""
+
+
+def run_zip_handler(
+    task: Path, libs: Path, tmpl: dict[str, Any], logical_id: str, event: Any, endpoint: str
+) -> tuple[Outcome, str, str]:
+    """The template's handler for ``logical_id`` served by awslambdaric from the
+    unpacked zip, with chalice's memory and timeout for the function; one
+    invocation. Returns (its outcome, the log stream, its request id)."""
+    props = tmpl["Resources"][logical_id]["Properties"]
+    name = logical_id.lower()
+    config = function_config(CONFIG, "prod", name)  # chalice's resolution, per function
+    env = function_env(tmpl, logical_id, task, endpoint)
+    with lambda_runtime(
+        task,
+        props["Handler"],
+        props["FunctionName"],
+        env,
+        config.lambda_timeout,
+        memory_mb=config.lambda_memory_size,
+        python_flags=PYTHON_FLAGS,
+        import_path=[task, libs],
+    ) as (api, runtime):
+        request_id = api.invoke(event)
+        outcome = api.wait(request_id, timeout_s=60)
+        log = runtime.output()
+    return outcome, log, request_id
+
+
+def importable_from(task: Path, libs: Path) -> dict[str, str | None]:
+    """Where each probed import resolves from for an interpreter launched as the
+    runtime is (same flags, import path, working folder)."""
+    interpreter, env = runtime_launch(task, {}, PYTHON_FLAGS, [task, libs])
     result = subprocess.run(
-        [sys.executable, "-S", "-I", str(bootstrap), *args],
+        [*interpreter, "-c", PROBE, *IMPORT_PROBES],
+        cwd=task,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
+        check=True,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.splitlines()[-1]), result.stdout, request_id
+    return json.loads(result.stdout)
 
 
 def test_zip_worker_runs_as_lambda_and_its_report_lands(
@@ -524,24 +580,29 @@ def test_zip_worker_runs_as_lambda_and_its_report_lands(
     tmpl = sam_template(packages, "prod")
     bucket = stage_bucket("prod")
     s3.create_bucket(Bucket=bucket)
-    event = PROJECT / "events" / "worker.json"
-    out, stdout, request_id = invoke_as_lambda(
+    event = json.loads((PROJECT / "events" / "worker.json").read_text())
+    outcome, log, request_id = run_zip_handler(
         lambda_task, runtime_libs, tmpl, "Worker", event, s3_server
     )
-    report = out["result"]["report"]
+    assert outcome.kind == "response", (outcome, log)
+    report = outcome.body["report"]
     key = f"reports/{report['time_end'][:10]}/{request_id}.json"
-    assert out["result"]["bucket"] == bucket
-    assert out["result"]["key"] == key
-    assert f"Report stored: s3://{bucket}/{key}" in stdout
+    assert outcome.body["bucket"] == bucket
+    assert outcome.body["key"] == key
+    assert f"Report stored: s3://{bucket}/{key}" in log
     assert object_keys(s3, bucket) == [key]
     stored = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert stored == report
-    assert stored["source_ip"] == json.loads(event.read_text())["source_ip"]
-    # Only the zip and the runtime's libraries were importable.
-    modules = out["modules"]
+    assert stored["source_ip"] == event["source_ip"]
+
+
+def test_the_zips_runtime_imports_only_the_zip_and_the_runtimes_libraries(
+    lambda_task, runtime_libs
+):
+    modules = importable_from(lambda_task, runtime_libs)
     assert modules["chalice"].startswith(str(lambda_task))
-    assert modules["boto3"].startswith(str(runtime_libs))
-    assert modules["botocore"].startswith(str(runtime_libs))
+    for name in ("boto3", "botocore", "awslambdaric"):
+        assert modules[name].startswith(str(runtime_libs)), (name, modules[name])
     assert modules["chalice.cli"] is None  # chalice's CLI is not in the zip
     assert [modules[m] for m in ("moto", "pytest", "devtools", "tests")] == [None] * 4
 
@@ -553,10 +614,10 @@ def test_zip_cleanup_runs_as_lambda_and_empties_the_bucket(
     bucket = stage_bucket("prod")
     s3.create_bucket(Bucket=bucket)
     seed_objects(bucket, 1500)
-    out, stdout, _ = invoke_as_lambda(
-        lambda_task, runtime_libs, tmpl, "Cleanup", PROJECT / "events" / "scheduled.json", s3_server
-    )
-    assert out["result"]["deleted"] == 1500
-    assert out["result"]["failed"] == 0
-    assert "Cleanup" in stdout
+    event = json.loads((PROJECT / "events" / "scheduled.json").read_text())
+    outcome, log, _ = run_zip_handler(lambda_task, runtime_libs, tmpl, "Cleanup", event, s3_server)
+    assert outcome.kind == "response", (outcome, log)
+    assert outcome.body["deleted"] == 1500
+    assert outcome.body["failed"] == 0
+    assert "Cleanup" in log
     assert object_keys(s3, bucket) == []
