@@ -116,12 +116,16 @@ def seed_objects(bucket: str, count: int, prefix: str = "reports/seed/") -> list
 
 @pytest.fixture
 def lambda_handler(app_module: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Call the app's registered handlers as Lambda's runtime does, safe from many threads.
+    """Call the app's registered handlers in this process, safe from many threads.
 
-    ``chalice.test.Client`` swaps ``os.environ`` around every invoke, which
-    races between threads; here the dev stage's environment is set once for
-    the test, and each call gets its own ``LambdaContext`` from
-    ``ConfiguredLambdaClient`` (its own request id, the stage's timeout and memory size).
+    Not Lambda's runtime: the handler chalice registered is called directly, so
+    tests can count and fault the app's own S3 client and drive it from threads
+    or hypothesis; tests/test_lambda_runtime.py and tests/test_package.py run the
+    functions under awslambdaric. ``chalice.test.Client`` swaps ``os.environ``
+    around every invoke, which races between threads; here the dev stage's
+    environment is set once for the test, and each call gets its own
+    ``LambdaContext`` from ``ConfiguredLambdaClient`` (its own request id, the
+    stage's timeout and memory size).
     """
     from chalice.cli.factory import CLIFactory
 

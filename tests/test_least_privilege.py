@@ -24,9 +24,14 @@ from chalice.cli.factory import CLIFactory
 from chalice.deploy import models
 from chalice.deploy.appgraph import ApplicationGraphBuilder
 
-from devtools.deploy.merge_template import app_config, failure_queue_name
-from devtools.local_lambda.lambda_runner import ConfiguredLambdaClient
+from devtools.deploy.merge_template import (
+    app_config,
+    failure_queue_name,
+    function_config,
+    function_name,
+)
 from tests.conftest import PROJECT, seed_objects, stage_bucket
+from tests.runtime_api import Outcome, lambda_runtime
 
 CONFIG = app_config()
 STAGES = sorted(CONFIG["stages"])
@@ -322,35 +327,35 @@ def world(s3_endpoint: str) -> Iterator[World]:
     requests.post(f"{s3_endpoint}/moto-api/reset", timeout=10).raise_for_status()
 
 
-@contextmanager
-def lambda_as(
-    monkeypatch: pytest.MonkeyPatch, world: World, stage: str, role_name: str
-) -> Iterator[Any]:
-    """The stage's Lambda functions running under a role, as Lambda runs them: the
-    role's credentials in the environment, the app's S3 client created from them
-    (its init phase), and the stage's config.json environment at invocation."""
-    import app
-
+def invoke_as(
+    world: World, stage: str, function: str, role_name: str, event: Any
+) -> tuple[Outcome, str]:
+    """One invocation of the stage's function under a role, as Lambda runs it: served
+    by awslambdaric in its own process whose environment holds the role's session
+    credentials (the function's execution role), the stage's environment from
+    config.json and the function's memory and timeout as chalice resolves them
+    (the cleanup honours its deadline). Returns the outcome and the log stream."""
     credentials = world.credentials[role_name]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
-    monkeypatch.setenv("AWS_SESSION_TOKEN", credentials["SessionToken"])
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it caches the first credentials
-    monkeypatch.setattr(app, "S3", app.make_client())
-    # chalice's own test client gives every function 3 s; the cleanup honours its
-    # deadline, so run with the stage's configured timeout as Lambda would.
-    config = CLIFactory(str(PROJECT)).create_config_obj(chalice_stage_name=stage)
-    yield ConfiguredLambdaClient(app.app, config)
-
-
-def denied_by_iam(exc: BaseException) -> bool:
-    """The failure is S3's AccessDenied (directly, or as the cause of our own error)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ClientError) and seen.response["Error"]["Code"] == "AccessDenied":
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return "AccessDenied" in str(exc)
+    config = function_config(CONFIG, stage, function)
+    env = {
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+        "AWS_ENDPOINT_URL_S3": world.endpoint,
+        **config.environment_variables,
+    }
+    with lambda_runtime(
+        PROJECT,
+        f"app.{function}",
+        function_name(CONFIG, stage, function),
+        env,
+        config.lambda_timeout,
+        memory_mb=config.lambda_memory_size,
+    ) as (api, runtime):
+        outcome = api.wait(api.invoke(event), timeout_s=60)
+        return outcome, runtime.output()
 
 
 def table() -> list[Any]:
@@ -468,23 +473,27 @@ def test_moto_still_needs_the_shim(world):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_worker_code_succeeds_with_the_worker_role(world, monkeypatch, stage):
+def test_the_worker_code_succeeds_with_the_worker_role(world, stage):
     reset_probe_state()
-    with lambda_as(monkeypatch, world, stage, world.role(stage, "worker")) as lambda_:
-        stored = lambda_.invoke("worker", {"source_ip": "203.0.113.7"}).payload
+    role = world.role(stage, "worker")
+    outcome, log = invoke_as(world, stage, "worker", role, {"source_ip": "203.0.113.7"})
+    assert outcome.kind == "response", (outcome, log)
+    stored = outcome.body
     assert stored["bucket"] == stage_bucket(stage)
     assert stored["key"] in stored_keys(stage_bucket(stage))
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_cleanup_code_succeeds_with_the_cleanup_role(world, monkeypatch, stage):
+def test_the_cleanup_code_succeeds_with_the_cleanup_role(world, stage):
     reset_probe_state()
     own, others = stage_bucket(stage), [stage_bucket(s) for s in STAGES if s != stage]
     seed_objects(own, 1500)  # two pages, two DeleteObjects batches
     count = len(stored_keys(own))
     before = {bucket: stored_keys(bucket) for bucket in others}
-    with lambda_as(monkeypatch, world, stage, world.role(stage, "cleanup")) as lambda_:
-        summary = lambda_.invoke("cleanup", SCHEDULED_EVENT).payload
+    role = world.role(stage, "cleanup")
+    outcome, log = invoke_as(world, stage, "cleanup", role, SCHEDULED_EVENT)
+    assert outcome.kind == "response", (outcome, log)
+    summary = outcome.body
     assert summary["deleted"] == count and summary["failed"] == 0
     assert stored_keys(own) == []
     assert {bucket: stored_keys(bucket) for bucket in others} == before
@@ -502,18 +511,15 @@ WRONG_ROLES = [
 
 
 @pytest.mark.parametrize(("stage", "function", "role_stage", "role_function"), WRONG_ROLES)
-def test_each_function_fails_with_any_other_role(
-    world, monkeypatch, stage, function, role_stage, role_function
-):
+def test_each_function_fails_with_any_other_role(world, stage, function, role_stage, role_function):
     """The worker cannot write with the cleanup's role (or another stage's), the
     cleanup cannot list or delete with the worker's; and nothing changes."""
     reset_probe_state()
     before = {stage_bucket(s): stored_keys(stage_bucket(s)) for s in STAGES}
     role_name = world.role(role_stage, role_function)
-    with (
-        lambda_as(monkeypatch, world, stage, role_name) as lambda_,
-        pytest.raises(Exception) as raised,
-    ):
-        lambda_.invoke(function, SCHEDULED_EVENT if function == "cleanup" else {})
-    assert denied_by_iam(raised.value), raised.value
+    event = SCHEDULED_EVENT if function == "cleanup" else {}
+    outcome, log = invoke_as(world, stage, function, role_name, event)
+    # The invocation fails, and the error Lambda reports is S3's refusal.
+    assert outcome.kind == "error", (outcome, log)
+    assert "AccessDenied" in outcome.body["errorMessage"], (outcome, log)
     assert {stage_bucket(s): stored_keys(stage_bucket(s)) for s in STAGES} == before
