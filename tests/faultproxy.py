@@ -78,6 +78,9 @@ class Fault:
     key_rate: float = 0.5  # fail_keys: share of the keys reported failed
     key_code: str = "AccessDenied"
     key_message: str = "Access Denied"
+    # fail_keys: if > 0, the keys drawn (by key and seed alone, whatever batch they come
+    # in) are refused on their first ``key_attempts`` sends only, then pass.
+    key_attempts: int = 0
 
     def applies_to(self, operation: str) -> bool:
         return not self.operations or operation in self.operations
@@ -393,6 +396,7 @@ class FaultProxy:
         self.log = _Log()
         self.stopping = threading.Event()
         self._seen: Counter = Counter()
+        self._key_sends: Counter = Counter()  # fail_keys with key_attempts: sends per key
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._active = 0
@@ -437,10 +441,25 @@ class FaultProxy:
             if low <= draw < low + fault.rate:
                 if fault.kind != "fail_keys":
                     return seq, fault, []
-                keys = [k for k in delete_keys(body) if rng.random() < fault.key_rate]
+                if fault.key_attempts:
+                    keys = self._refused_on_early_sends(fault, delete_keys(body))
+                else:
+                    keys = [k for k in delete_keys(body) if rng.random() < fault.key_rate]
                 return seq, (fault if keys else None), keys
             low += fault.rate
         return seq, None, []
+
+    def _refused_on_early_sends(self, fault: Fault, keys: list[str]) -> list[str]:
+        """The keys drawn for ``fault`` (by seed and key) not yet sent ``key_attempts`` times."""
+        refused = []
+        with self._lock:
+            for key in keys:
+                if random.Random(f"{self.seed}|key|{key}").random() >= fault.key_rate:
+                    continue
+                self._key_sends[key] += 1
+                if self._key_sends[key] <= fault.key_attempts:
+                    refused.append(key)
+        return refused
 
     @contextmanager
     def busy(self) -> Iterator[None]:
