@@ -48,7 +48,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,8 +84,9 @@ class DeleteFailure:
     key: str
     code: str
     message: str
-    # The request's answer was lost or a server error (after botocore's retries): S3
-    # may have deleted the key all the same. Refused keys and 4xx answers are certain.
+    # S3 may have deleted the key all the same: the request's answer was lost or a
+    # server error (after botocore's retries), or the key was refused on a retry of a
+    # request whose earlier attempt may have been applied.
     outcome_unknown: bool = False
 
 
@@ -224,8 +225,10 @@ def _delete_batch(s3: Any, bucket: str, keys: list[str]) -> _Answer:
         failed = [DeleteFailure(key, type(exc).__name__, str(exc), True) for key in keys]
     else:
         refused = True
+        # After a retry, an earlier attempt whose answer was lost may have deleted them.
+        unknown = response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
         failed = [
-            DeleteFailure(e.get("Key", "?"), e.get("Code", "?"), e.get("Message", ""))
+            DeleteFailure(e.get("Key", "?"), e.get("Code", "?"), e.get("Message", ""), unknown)
             for e in response.get("Errors", [])
         ]
     return _Answer(failed, refused, time.monotonic() - started)
@@ -257,6 +260,7 @@ class _Deletes:
         self.pending: list[str] = []  # listed (or ready to retry), not yet sent
         self.retries: list[_Retry] = []
         self.sends: dict[str, int] = {}  # keys refused at least once: sends so far
+        self.unknown: set[str] = set()  # refused keys a send of which may have deleted
         self.listing = True  # a list page may run beside the deletes
 
     def add(self, keys: list[str]) -> None:
@@ -342,13 +346,17 @@ class _Deletes:
             retry = []
             for failure in failed:
                 sends = self.sends.setdefault(failure.key, 1)
+                if failure.outcome_unknown:
+                    self.unknown.add(failure.key)
                 if failure.code in retryable and sends < KEY_ATTEMPTS:
                     retry.append(failure.key)
-                elif failure.code in retryable:
-                    message = f"{failure.message} (refused {sends} times)"
-                    self.result.failures.append(DeleteFailure(failure.key, failure.code, message))
-                else:
-                    self.result.failures.append(failure)
+                    continue
+                message = failure.message
+                if failure.code in retryable:
+                    message += f" (refused {sends} times)"
+                self.result.failures.append(
+                    replace(failure, message=message, outcome_unknown=failure.key in self.unknown)
+                )
             self.result.deleted += len(keys) - len(failed)
             if retry:
                 self.retries.append(_Retry(time.monotonic() + _backoff_s(retry, self.sends), retry))

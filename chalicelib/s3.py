@@ -28,6 +28,7 @@ botocore >= 1.44 honours up to 5 s more per retry (S3 does not send it).
 
 import os
 from datetime import datetime
+from functools import cache
 
 import boto3
 import botocore.session
@@ -65,6 +66,15 @@ def parse_s3_timestamp(value: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parse_timestamp(value)
 
 
+@cache
+def _session() -> boto3.Session:
+    """One session for every client, so the service model is loaded once."""
+    session = botocore.session.get_session()
+    parsers = session.get_component("response_parser_factory")
+    parsers.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
+    return boto3.Session(botocore_session=session)
+
+
 def make_client(endpoint_url: str | None = None):
     """Create an S3 client; Lambda sets AWS_REGION, botocore only reads AWS_DEFAULT_REGION.
 
@@ -73,10 +83,7 @@ def make_client(endpoint_url: str | None = None):
     supported hook, ``ResponseParserFactory.set_parser_defaults``).
     ``endpoint_url`` overrides ``AWS_ENDPOINT_URL_S3`` (the benchmark's servers).
     """
-    session = botocore.session.get_session()
-    parsers = session.get_component("response_parser_factory")
-    parsers.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
-    return boto3.Session(botocore_session=session).client(
+    return _session().client(
         "s3",
         region_name=os.environ.get("AWS_REGION") or None,
         endpoint_url=endpoint_url,

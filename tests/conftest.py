@@ -182,11 +182,11 @@ def s3_child_endpoint(s3_child: Any, s3_endpoint: str) -> str:
 
 
 def assert_every_listed_key_accounted(
-    result: Any, remaining: set[str], attempted_all: bool
+    summary: dict[str, Any], failures: list[Any], remaining: set[str], attempted_all: bool
 ) -> None:
-    """The cleanup's guarantee, for a bucket where every object was due.
+    """The cleanup's guarantee, given the due keys still in the bucket (``remaining``).
 
-    Keys that sort <= ``listed_through`` and are still there number exactly
+    Due keys that sort <= ``listed_through`` and are still there number exactly
     ``remaining_at_least`` (the due keys not deleted, failures included), and every
     failed key is among them; a failed key may be gone only if its request's outcome
     was unknown (answer lost, 5xx), and then it is not counted as remaining either.
@@ -194,11 +194,11 @@ def assert_every_listed_key_accounted(
     failures. Keys after ``listed_through`` are left only by a run that says it is
     incomplete.
     """
-    summary = result.summary()
-    through = result.listed_through
+    through = summary["listed_through"]
     listed_left = {k for k in remaining if through is not None and k <= through}
-    failed = {f.key for f in result.failures}
-    unknown_gone = {f.key for f in result.failures if f.outcome_unknown} - remaining
+    failed = {f.key for f in failures}
+    unknown_gone = {f.key for f in failures if f.outcome_unknown} - remaining
+    assert summary["failed"] == len(failures)
     assert failed - unknown_gone <= listed_left, "a key reported failed is not in the bucket"
     assert len(listed_left) == summary["remaining_at_least"] - len(unknown_gone)
     if attempted_all:
