@@ -29,6 +29,7 @@ botocore >= 1.44 honours up to 5 s more per retry (S3 does not send it).
 import os
 from datetime import datetime
 from functools import cache
+from typing import Any
 
 import boto3
 import botocore.session
@@ -67,9 +68,17 @@ def parse_s3_timestamp(value: str) -> datetime:
 
 
 @cache
+def _data_loader() -> Any:
+    """The loader of botocore's service models, shared so each is read from disk once."""
+    return botocore.session.get_session().get_component("data_loader")
+
+
 def _session() -> boto3.Session:
-    """One session for every client, so the service model is loaded once."""
+    """A session whose response parsers read timestamps with :func:`parse_s3_timestamp`.
+
+    New for each client, as ``boto3.client`` resolves credentials afresh."""
     session = botocore.session.get_session()
+    session.register_component("data_loader", _data_loader())
     parsers = session.get_component("response_parser_factory")
     parsers.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
     return boto3.Session(botocore_session=session)
