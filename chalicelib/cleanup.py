@@ -279,15 +279,14 @@ class _Deletes:
                 self._promote_ready()
                 if self.pending:
                     self._submit_next()
-                elif self.retries:
-                    wait_s = max(0.0, self.retries[0].ready - time.monotonic())
-                    if not self.in_flight and not self.deadline.allows_start(
-                        DELETE, 1, after_s=wait_s
-                    ):
+                elif self.retries:  # none ready yet: wait for an answer or the first one
+                    wait_s = max(0.0, min(self.retries).ready - time.monotonic())
+                    if self.in_flight:
+                        self._collect(wait(self.in_flight, wait_s, FIRST_COMPLETED).done)
+                    elif self.deadline.allows_start(DELETE, 1, after_s=wait_s):
+                        time.sleep(wait_s)
+                    else:
                         raise _AtDeadline
-                    self._collect(wait(self.in_flight, wait_s, FIRST_COMPLETED).done)
-                    if not self.in_flight:
-                        time.sleep(max(0.0, self.retries[0].ready - time.monotonic()))
                 elif self.in_flight:
                     self._collect(wait(self.in_flight, return_when=FIRST_COMPLETED).done)
                 else:
@@ -396,25 +395,29 @@ def _too_short(bucket: str, result: CleanupResult, deadline: Deadline, left_ms: 
     measured = "measured in this run" if deadline.slowest_ms else "estimated before measuring"
     if result.requests == 0:
         needed = deadline.needed_ms(LIST, 1, then=() if result.dry_run else (DELETE,))
-        what = "a list" if result.dry_run else "a list and a delete"
+        what = "a list needs" if result.dry_run else "a list and a delete need"
         start = f"cleanup of s3://{bucket} could not start a request: {left_ms:,.0f} ms left"
     else:
         needed = deadline.needed_ms(DELETE, 1)
-        what = "a delete"
+        what = "a delete needs"
         start = (
             f"cleanup of s3://{bucket} listed {result.due:,} due objects but could not start "
             f"a delete: {left_ms:,.0f} ms left"
         )
     return (
-        f"{start} of the function's timeout, {what} need ~{needed:,.0f} ms ({measured}); "
+        f"{start} of the function's timeout, {what} ~{needed:,.0f} ms ({measured}); "
         "raise lambda_timeout for cleanup in .chalice/config.json"
     )
+
+
+def _pages_text(pages: int) -> str:
+    return f"{pages:,} page" + ("" if pages == 1 else "s")
 
 
 def _listing_failed(bucket: str, result: CleanupResult, error: Exception) -> str:
     through = json.dumps(result.listed_through) if result.listed_through else "no key"
     return (
-        f"listing s3://{bucket} failed after {result.pages:,} pages ({result.listed:,} keys "
+        f"listing s3://{bucket} failed after {_pages_text(result.pages)} ({result.listed:,} keys "
         f"listed, through {through}; {result.deleted:,} deleted, {len(result.failures):,} "
         f"failed, {result.due - result.deleted:,} due left); keys after it were not seen: "
         f"{error}"

@@ -59,8 +59,9 @@ def run_seed(host: Any, s3: Any, seed: int) -> dict:
     if result.complete:
         assert listed_all and remaining == {f.key for f in result.failures}
     if not listed_all:  # the listing failed for good: a visible error that says how far
+        pages = f"{result.pages} page{'' if result.pages == 1 else 's'}"
         assert error is not None and str(error).startswith(
-            f"listing s3://{bucket} failed after {result.pages:,} pages ({result.listed:,} keys "
+            f"listing s3://{bucket} failed after {pages} ({result.listed:,} keys "
             f"listed, through {json.dumps(result.listed_through) if result.pages else 'no key'}"
         )
         assert result.complete is False
