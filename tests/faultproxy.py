@@ -9,7 +9,9 @@ operation, it can:
 - delay the response, or hang until the client gives up,
 - report some keys of a ``DeleteObjects`` as failed: those keys are removed
   from the forwarded request (so they really are not deleted, and the body's
-  checksum headers are recomputed) and added to the response as ``<Error>``.
+  checksum headers are recomputed) and added to the response as ``<Error>``
+  with a chosen code; with ``key_attempts`` N, keys drawn by seed and key are
+  refused on their first N sends only (a transient ``SlowDown``, say).
 
 Each fault can act *before* the request reaches S3 (S3 never sees it) or
 *after* (S3 applied it, the client does not learn so): the second is how a
