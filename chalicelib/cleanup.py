@@ -262,6 +262,7 @@ class _Deletes:
         self.sends: dict[str, int] = {}  # keys refused at least once: sends so far
         self.unknown: set[str] = set()  # refused keys a send of which may have deleted
         self.listing = True  # a list page may run beside the deletes
+        self.sent = 0  # DeleteObjects started
 
     def add(self, keys: list[str]) -> None:
         """Queue listed keys; send every full batch (raises :class:`_AtDeadline`)."""
@@ -296,7 +297,7 @@ class _Deletes:
             return False
 
     def drain(self) -> None:
-        """Wait for every delete in flight (they end within the margin the cut left)."""
+        """Wait for every delete in flight: each started with the margin the rule left."""
         while self.in_flight:
             self._collect(wait(self.in_flight).done)
 
@@ -331,6 +332,7 @@ class _Deletes:
         future = self.pool.submit(_delete_batch, self.s3, self.bucket, keys)
         self.in_flight[future] = (keys, concurrency)
         self.result.requests += 1
+        self.sent += 1
         resent = [key for key in keys if key in self.sends]
         self.result.key_retries += len(resent)
         for key in resent:
@@ -479,7 +481,7 @@ def empty_bucket(
             f"({result.deleted} deleted): {_describe(result.failures)}",
             result,
         )
-    stuck = result.requests == 0 or (not result.dry_run and result.due and not result.deleted)
+    stuck = result.requests == 0 or (result.due and not result.dry_run and not deletes.sent)
     if not result.complete and stuck:
         left = deadline.left_ms() or 0.0
         raise DeadlineTooShortError(_too_short(bucket, result, deadline, left), result)
