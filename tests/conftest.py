@@ -164,3 +164,48 @@ def counted_requests(app_module: Any) -> Iterator[Any]:
     counter = RequestCounter().attach(app_module.S3)
     yield counter
     counter.detach(app_module.S3)
+
+
+@pytest.fixture(scope="session")
+def s3_child() -> Iterator[Any]:
+    """moto's server in a child process (``bench.s3_host.MotoChild``), for tests about
+    time: its CPU is not this process's and it holds no share of this process's GIL.
+    ``.endpoint`` is its URL; ``.seed(None, bucket, count, prefix)`` puts objects."""
+    from bench.s3_host import MotoChild
+
+    child = MotoChild()
+    yield child
+    child.close()
+
+
+@pytest.fixture
+def s3_child_endpoint(s3_child: Any, s3_endpoint: str) -> str:
+    """The child's URL, its backend reset (credentials and region come from ``s3_endpoint``)."""
+    requests.post(f"{s3_child.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    return s3_child.endpoint
+
+
+def assert_every_listed_key_accounted(
+    summary: dict[str, Any], failures: list[Any], remaining: set[str], attempted_all: bool
+) -> None:
+    """The cleanup's guarantee, given the due keys still in the bucket (``remaining``).
+
+    Due keys that sort <= ``listed_through`` and are still there number exactly
+    ``remaining_at_least`` (the due keys not deleted, failures included), and every
+    failed key is among them; a failed key may be gone only if its request's outcome
+    was unknown (answer lost, 5xx), and then it is not counted as remaining either.
+    With ``attempted_all`` (no deadline stopped the sending) they are exactly the
+    failures. Keys after ``listed_through`` are left only by a run that says it is
+    incomplete.
+    """
+    through = summary["listed_through"]
+    listed_left = {k for k in remaining if through is not None and k <= through}
+    failed = {f.key for f in failures}
+    unknown_gone = {f.key for f in failures if f.outcome_unknown} - remaining
+    assert summary["failed"] == len(failures)
+    assert failed - unknown_gone <= listed_left, "a key reported failed is not in the bucket"
+    assert len(listed_left) == summary["remaining_at_least"] - len(unknown_gone)
+    if attempted_all:
+        assert listed_left == failed - unknown_gone, "a listed key left unreported"
+    if remaining - listed_left:
+        assert summary["complete"] is False, "keys after listed_through, yet complete"

@@ -9,7 +9,9 @@ operation, it can:
 - delay the response, or hang until the client gives up,
 - report some keys of a ``DeleteObjects`` as failed: those keys are removed
   from the forwarded request (so they really are not deleted, and the body's
-  checksum headers are recomputed) and added to the response as ``<Error>``.
+  checksum headers are recomputed) and added to the response as ``<Error>``
+  with a chosen code; with ``key_attempts`` N, keys drawn by seed and key are
+  refused on their first N sends only (a transient ``SlowDown``, say).
 
 Each fault can act *before* the request reaches S3 (S3 never sees it) or
 *after* (S3 applied it, the client does not learn so): the second is how a
@@ -77,6 +79,9 @@ class Fault:
     key_rate: float = 0.5  # fail_keys: share of the keys reported failed
     key_code: str = "AccessDenied"
     key_message: str = "Access Denied"
+    # fail_keys: if > 0, the keys drawn (by key and seed alone, whatever batch they come
+    # in) are refused on their first ``key_attempts`` sends only, then pass.
+    key_attempts: int = 0
 
     def applies_to(self, operation: str) -> bool:
         return not self.operations or operation in self.operations
@@ -411,6 +416,7 @@ class FaultProxy:
         self.stopping = threading.Event()
         self._seen: Counter = Counter()
         self._sent: Counter = Counter()  # identical (method, target, body) requests so far
+        self._key_sends: Counter = Counter()  # fail_keys with key_attempts: sends per key
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._active = 0
@@ -459,7 +465,10 @@ class FaultProxy:
             if low <= draw < low + fault.rate:
                 if fault.kind != "fail_keys":
                     return seq, fault, []
-                keys = [k for k in delete_keys(body) if rng.random() < fault.key_rate]
+                if fault.key_attempts:
+                    keys = self._refused_on_early_sends(fault, delete_keys(body))
+                else:
+                    keys = [k for k in delete_keys(body) if rng.random() < fault.key_rate]
                 return seq, (fault if keys else None), keys
             low += fault.rate
         return seq, None, []
@@ -467,6 +476,18 @@ class FaultProxy:
     def rng_for(self, identity: str, occurrence: int) -> random.Random:
         """The generator a request draws from: its own, so arrival order does not matter."""
         return random.Random(f"{self.seed}|{identity}|{occurrence}")
+
+    def _refused_on_early_sends(self, fault: Fault, keys: list[str]) -> list[str]:
+        """The keys drawn for ``fault`` (by seed and key) not yet sent ``key_attempts`` times."""
+        refused = []
+        with self._lock:
+            for key in keys:
+                if random.Random(f"{self.seed}|key|{key}").random() >= fault.key_rate:
+                    continue
+                self._key_sends[key] += 1
+                if self._key_sends[key] <= fault.key_attempts:
+                    refused.append(key)
+        return refused
 
     @contextmanager
     def busy(self) -> Iterator[None]:

@@ -31,10 +31,12 @@ PROBE = textwrap.dedent(
         connects.append(str(address))
         return connect(self, address)
     socket.socket.connect = counting_connect
-    boto3.setup_default_session()  # clients copy its handlers when created
-    boto3.DEFAULT_SESSION.events.register(
-        "before-send", lambda event_name, **_: sent.append(event_name.rsplit(".", 1)[-1])
-    )
+    import botocore.endpoint  # every client's requests, whatever session made it
+    make_request = botocore.endpoint.Endpoint.make_request
+    def counting_make_request(self, operation_model, request_dict):
+        sent.append(operation_model.name)
+        return make_request(self, operation_model, request_dict)
+    botocore.endpoint.Endpoint.make_request = counting_make_request
 
     threads = threading.active_count()
     import app
