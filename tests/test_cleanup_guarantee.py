@@ -24,6 +24,7 @@ from chalicelib.cleanup import CleanupError, empty_bucket
 from chalicelib.s3 import make_client
 from tests.conftest import assert_every_listed_key_accounted, object_keys
 from tests.faultproxy import Fault, fault_proxy
+from tests.reliability_figures import record_figures
 
 LIST, DELETE = frozenset({"ListObjectsV2"}), frozenset({"DeleteObjects"})
 SEEDS = range(1, 41)
@@ -66,7 +67,10 @@ def run_seed(host: Any, s3: Any, seed: int) -> dict:
         )
         assert result.complete is False
     assert (error is None) == (result.complete and not result.failures)
+    through = result.listed_through
+    listed_left = {k for k in remaining if through is not None and k <= through}
     return {
+        "unaccounted": max(0, len(listed_left) - result.summary()["remaining_at_least"]),
         "listing failed": not listed_all,
         "left unlisted": len(keys) - result.listed,
         "failed": len(result.failures),
@@ -88,6 +92,16 @@ def test_every_listed_key_is_deleted_or_reported_for_every_seed(s3_child_endpoin
     assert 0 < failed_listings < len(figures)
     assert sum(f["key_retries"] for f in figures) > 0
     assert sum(f["failed"] for f in figures) > 0
+    record_figures(
+        "cleanup guarantee, seed sweep",
+        {"seeds": len(figures), "listed keys unaccounted": sum(f["unaccounted"] for f in figures)},
+        {
+            "listings failed for good": failed_listings,
+            "keys never listed (all in runs that raised)": sum(f["left unlisted"] for f in figures),
+            "keys reported failed": sum(f["failed"] for f in figures),
+            "key re-sends": sum(f["key_retries"] for f in figures),
+        },
+    )
     print(
         f"\n{len(figures)} seeds: {failed_listings} listings failed for good "
         f"({sum(f['left unlisted'] for f in figures):,} keys unlisted, all in incomplete runs), "

@@ -10,6 +10,7 @@ from chalicelib.cleanup import KEY_ATTEMPTS, CleanupError, empty_bucket
 from chalicelib.s3 import make_client
 from tests.conftest import object_keys, seed_objects
 from tests.faultproxy import Fault, delete_keys, fault_proxy
+from tests.reliability_figures import record_figures
 
 DELETE = frozenset({"DeleteObjects"})
 MESSAGES = {
@@ -68,6 +69,18 @@ def test_retryable_per_key_errors_are_sent_again_until_deleted(s3_server, s3, bu
     assert sum(batches.sizes) == 3000 + 2 * len(refused) and max(batches.sizes) == 1000
     assert len(batches.sizes) == deletes and 4 <= deletes <= 3 + 2 * 3 * 2
     assert result.requests == proxy.log.requests["ListObjectsV2"] + deletes == 3 + deletes
+    record_figures(
+        f"cleanup, per-key `{code}` in 200 answers",
+        {
+            "objects": len(keys),
+            "keys refused (twice each)": len(refused),
+            "key re-sends": result.key_retries,
+            "deleted": result.deleted,
+            "failed": len(result.failures),
+            "objects left": len(object_keys(s3, bucket)),
+        },
+        {"DeleteObjects requests": deletes},
+    )
 
 
 def test_non_retryable_per_key_errors_fail_the_run_without_a_resend(s3_server, s3, bucket):
@@ -85,6 +98,19 @@ def test_non_retryable_per_key_errors_fail_the_run_without_a_resend(s3_server, s
     assert result.deleted == 2000 - len(refused)
     assert set(object_keys(s3, bucket)) == refused
     assert str(raised.value).startswith(f"{len(refused)} objects could not be deleted")
+    left = set(object_keys(s3, bucket))
+    record_figures(
+        "cleanup, per-key `AccessDenied` in 200 answers",
+        {
+            "objects": len(keys),
+            "keys refused": len(refused),
+            "key re-sends": result.key_retries,
+            "deleted": result.deleted,
+            "reported failed": len(result.failures),
+            "raised": type(raised.value).__name__,
+            "left and not reported": len(left - {f.key for f in result.failures}),
+        },
+    )
 
 
 def test_keys_still_refused_after_every_attempt_are_reported_with_their_last_code(
