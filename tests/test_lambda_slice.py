@@ -197,7 +197,8 @@ def test_ctrl_c_removes_the_cgroups(
     before = _slice_cgroups()
     cli = subprocess.Popen(
         _cli(slice_app, "spin", "--payload", '{"seconds": 60}'),
-        cwd=PROJECT, env=_env_without_aws(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=PROJECT, env=_env_without_aws(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
