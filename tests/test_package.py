@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bench.limits import ZIP_LIMIT_BYTES as ZIP_LIMIT
 from devtools.embedded_s3 import DEFAULT_REGION, LOCAL_CREDENTIALS
 from devtools.merge_template import BUCKET_PARAMETER, app_config, bucket_logical_id, rewire_arn
 from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket, stage_config
@@ -24,7 +25,6 @@ BUCKET_ID = bucket_logical_id(BUCKET_TEMPLATE)
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 # What the Lambda Python runtime provides besides the standard library.
 RUNTIME_LIBS = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
-ZIP_LIMIT = 100 * 1024
 
 
 def of_type(tmpl: dict[str, Any], cfn_type: str) -> dict[str, dict[str, Any]]:
