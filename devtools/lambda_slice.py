@@ -374,10 +374,25 @@ class RuntimeExitError(Exception):
     error_type = "Runtime.ExitError"
 
 
+class _DiedInvocation(Invocation):
+    """Lambda logs a runtime's death after the REPORT line, as it does a timeout."""
+
+    def lambda_events(self) -> list[LogEvent]:
+        ended = self.ended_at or self.started_at
+        return [*super().lambda_events(), LogEvent(ended, f"{self.error}\n{self.error_type}")]
+
+    @property
+    def error_type(self) -> str:
+        return RuntimeExitError.error_type
+
+    def error_document(self) -> dict[str, Any]:
+        return {"errorMessage": str(self.error), "errorType": self.error_type}
+
+
 def _died(run: SliceRun, since: float, group: Cgroups | None, spec: dict) -> SlicedInvocation:
     """What Lambda reports when the runtime dies mid-invocation (e.g. at the memory limit)."""
     request_id = str(uuid.uuid4())  # the child died before it could say its own
-    invocation = Invocation(run.function, request_id, run.memory_mb, run.timeout_s)
+    invocation = _DiedInvocation(run.function, request_id, run.memory_mb, run.timeout_s)
     invocation.duration_ms = (time.perf_counter() - since) * 1000
     invocation.started_at = datetime.fromtimestamp(time.time() - invocation.duration_ms / 1000, UTC)
     invocation.ended_at = datetime.now(UTC)
@@ -386,9 +401,6 @@ def _died(run: SliceRun, since: float, group: Cgroups | None, spec: dict) -> Sli
     invocation.report_extra = spec["report_extra"]
     invocation.error = RuntimeExitError(
         f"RequestId: {request_id} Error: Runtime exited with error: {run.exit_status}"
-    )
-    invocation.events.append(
-        LogEvent(invocation.ended_at, f"{invocation.error}\n{RuntimeExitError.error_type}")
     )
     if spec["logs_path"]:
         from devtools.local_logs import LogStore

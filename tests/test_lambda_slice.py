@@ -137,6 +137,8 @@ def test_memory_limit_kills_past_the_configured_size(
     assert invocation.failed and invocation.payload["errorType"] == "Runtime.ExitError"
     assert "Runtime exited with error: signal: killed" in invocation.payload["errorMessage"]
     assert "Memory Size: 128 MB  Max Memory Used: 12" in _report_line(invocation.lines)
+    # As Lambda logs it: the runtime's death after the REPORT line.
+    assert invocation.lines[-2:] == [invocation.payload["errorMessage"], "Runtime.ExitError"]
     # The same allocation fits a 512 MB function: the limit, not the code, killed it.
     fits = run_in_slice(slice_app, "dev", "hog", [{"mb": 200}], memory_mb=512)
     assert fits.exit_status is None and fits.invocations[0].payload == 200 * 2**20
