@@ -118,7 +118,8 @@ def test_handler_is_held_to_the_cpu_share_after_an_unthrottled_init(
     share = cpu_share(128)  # 0.0724
     # CPU time / wall time of a busy loop: near the quota (another load only lowers it).
     assert 0.25 * share < result["share"] < 2 * share, result["share"]
-    assert result["init_share"] > 2 * share, "init must run with burst CPU"
+    # Init ran before the quota: a busy loop at import got more CPU than the handler's.
+    assert result["init_share"] > 1.5 * result["share"], result
     # The handler ran inside both slice cgroups, which are gone now (fixture).
     members = [line for line in result["cgroups"].splitlines() if NAME_PREFIX in line]
     assert {line.split(":")[1] for line in members} >= {"cpu", "memory"}
@@ -138,7 +139,8 @@ def test_memory_limit_kills_past_the_configured_size(
     assert "Runtime exited with error: signal: killed" in invocation.payload["errorMessage"]
     assert "Memory Size: 128 MB  Max Memory Used: 12" in _report_line(invocation.lines)
     # As Lambda logs it: the runtime's death after the REPORT line.
-    assert invocation.lines[-2:] == [invocation.payload["errorMessage"], "Runtime.ExitError"]
+    assert invocation.lines[-2].startswith("REPORT RequestId")
+    assert invocation.lines[-1] == f"{invocation.payload['errorMessage']}\nRuntime.ExitError"
     # The same allocation fits a 512 MB function: the limit, not the code, killed it.
     fits = run_in_slice(slice_app, "dev", "hog", [{"mb": 200}], memory_mb=512)
     assert fits.exit_status is None and fits.invocations[0].payload == 200 * 2**20
