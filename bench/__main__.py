@@ -42,7 +42,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--slice-sandboxes", type=int, default=5, help="worker sandboxes/memory")
     parser.add_argument("--slice-warm", type=int, default=40, help="warm calls per sandbox")
-    parser.add_argument("--per-key-cap", type=int, default=500, help="per-key baseline sample")
+    parser.add_argument("--per-key-cap", type=int, default=200, help="per-key baseline sample")
     parser.add_argument("--cold-runs", type=int, default=15, help="fresh processes per cold start")
     parser.add_argument("--warm-calls", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=PROJECT / "bench")

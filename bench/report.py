@@ -205,6 +205,10 @@ def _row(results: dict[str, Any], strategy: str, rtt_ms: float) -> dict[str, Any
     return max(rows, key=lambda r: r["objects"]) if rows else None
 
 
+def _kb(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1024:.0f} KiB"
+
+
 def _usd(value: float) -> str:
     if value < 0.01:
         return f"${value:.6f}"
@@ -222,7 +226,8 @@ def client_cpu_section(results: dict[str, Any]) -> list[str]:
         f"interleaved, {cpu['repeats']} runs each (medians); the figure is the benchmark "
         "process's CPU time (`time.process_time`, all threads), the server runs in another "
         "process (`bench/client_cpu.py`). This is the cost that Lambda's CPU slice "
-        "multiplies: at 128 MB every CPU millisecond takes ~14 ms of wall time.",
+        f"multiplies: at 128 MB every CPU millisecond takes ~{1 / cpu_share(128):.0f} ms of wall "
+        "time.",
         "",
         *_table(
             ["client", "CPU ms per 1,000 objects", "runs (ms per 1,000)"],
@@ -595,7 +600,8 @@ def markdown(results: dict[str, Any], plot_name: str, tuning_plot_name: str) -> 
             ),
             "",
             "Without bytecode in the zip, every cold start compiles chalice's runtime "
-            "(`chalice/app.py`, ~90 KB of source) and chalicelib/: most of what `import app` "
+            f"(`chalice/app.py`, {_kb(w.get('chalice_runtime_source_bytes'))} of source in "
+            "the zip) and chalicelib/: most of what `import app` "
             "costs beyond boto3. The second row is the same import with `.pyc` files compiled "
             "beside them (Lambda's Python must be the version that compiled them).",
             "",
