@@ -1,5 +1,6 @@
 """The benchmark's outputs: targets with PASS/FAIL, tables, BENCHMARKS.md and the plot."""
 
+import math
 import os
 import platform
 from datetime import UTC, datetime
@@ -210,9 +211,10 @@ def _kb(size: int | None) -> str:
 
 
 def _usd(value: float) -> str:
-    if value < 0.01:
-        return f"${value:.6f}"
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+    """Dollars to three significant digits below $1 (these costs are fractions of a cent)."""
+    if value >= 1 or value <= 0:
+        return f"${value:,.2f}"
+    return f"${value:.{2 - math.floor(math.log10(value))}f}"
 
 
 def client_cpu_section(results: dict[str, Any]) -> list[str]:
@@ -674,6 +676,7 @@ def plot_power_tuning(results: dict[str, Any], path: Path) -> None:
     rate_axis.set_xlabel("memory MB")
     rate_axis.set_ylabel("cleanup objects deleted per second")
     rate_axis.set_xscale("log", base=2)
+    rate_axis.set_xticks(memory, [str(m) for m in memory])
     cost_axis = rate_axis.twinx()
     cost_axis.plot(
         memory, [r["lambda_usd_per_1m_objects"] for r in cleanup],
@@ -693,6 +696,7 @@ def plot_power_tuning(results: dict[str, Any], path: Path) -> None:
     ):
         worker_axis.plot(memory, [r[key] for r in worker], marker="o", label=label)
     worker_axis.set_xscale("log", base=2)
+    worker_axis.set_xticks(memory, [str(m) for m in memory])
     worker_axis.set_yscale("log")
     worker_axis.set_xlabel("memory MB")
     worker_axis.set_ylabel("handler duration ms")
