@@ -68,7 +68,7 @@ def _gb(memory_mb: int) -> float:
 
 def worker_row(memory_mb: int, sandboxes: int, warm_calls: int) -> dict[str, Any]:
     """``sandboxes`` fresh children, each: init, a first invocation, then ``warm_calls``."""
-    firsts, warm, inits, confined = [], [], [], True
+    firsts, warm, inits, confined, note = [], [], [], True, ""
     for _ in range(sandboxes):
         run = run_in_slice(
             PROJECT, STAGE, "worker", [WORKER_EVENT] * (1 + warm_calls), memory_mb=memory_mb
@@ -77,6 +77,7 @@ def worker_row(memory_mb: int, sandboxes: int, warm_calls: int) -> dict[str, Any
         if failed or len(run.invocations) != 1 + warm_calls:
             raise RuntimeError(f"worker at {memory_mb} MB failed: {failed[:1]} {run.exit_status}")
         confined &= run.confined
+        note = note or run.note
         inits.append(run.init_ms or 0.0)
         firsts.append(run.invocations[0].duration_ms)
         warm += [i.duration_ms for i in run.invocations[1:]]
@@ -87,6 +88,7 @@ def worker_row(memory_mb: int, sandboxes: int, warm_calls: int) -> dict[str, Any
     return {
         "memory_mb": memory_mb,
         "confined": confined,
+        "note": note,
         "sandboxes": sandboxes,
         "warm_calls": len(warm),
         "init_ms_p50": round(statistics.median(inits), 1),
@@ -207,6 +209,8 @@ def run(
         for memory_mb in sizes(worker_mb):
             row = worker_row(memory_mb, sandboxes, warm)
             out["worker"].append(row)
+            if len(out["worker"]) == 1:
+                log(f"  {row['note']}")
             log(
                 f"  worker  {memory_mb:>5} MB: first {row['first_ms_p50']} ms, warm p50 "
                 f"{row['warm_ms_p50']} / p99 {row['warm_ms_p99']} ms"
