@@ -285,7 +285,9 @@ def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
         f"One scheduled run per size on {first['objects']:,} seeded objects, with Lambda's "
         f'longest timeout ({first["timeout_s"]} s) so that it completes. "One run clears" '
         f"extrapolates that rate to the configured timeout ({cleanup_cfg['timeout_s']} s, "
-        f"less the cleanup's {RESERVE_MS} ms reserve); the measured one-run figure is below. "
+        f"less the cleanup's {RESERVE_MS} ms reserve); the measured one-run figure is below "
+        "(on moto, list pages slow down as the bucket grows, so the estimate is high for moto; "
+        "S3's do not). "
         "Cost per 1M objects: GB-seconds at the measured rate, plus one Lambda request per "
         "run needed, plus S3 requests (one `ListObjectsV2` and one `DeleteObjects` per "
         "1,000).",
