@@ -24,8 +24,9 @@ up: $(STAMP)
 invoke: $(STAMP)
 	$(PY) -m devtools invoke $(NAME) --stage $(or $(STAGE),dev)
 
-## Measure the cleanup strategies and the worker: bench/results.json, BENCHMARKS.md.
-## BENCH_ARGS=--large adds 100,000 objects; python -m bench --help lists the rest.
+## Measure the cleanup and the worker, also in Lambda's CPU slice at each memory size, and
+## one scheduled cleanup run on 100,000 objects: bench/results.json, BENCHMARKS.md.
+## Needs writable cgroups for the slice (else it says so); python -m bench --help lists flags.
 .PHONY: bench
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)

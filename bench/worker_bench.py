@@ -30,14 +30,14 @@ PROBE = (Path(__file__).resolve().parent / "worker_probe.py").read_text()
 BUCKET = "bench-worker-reports"
 
 
-def package(workdir: Path) -> tuple[Path, list[str]]:
-    """``chalice package`` on a clean copy; returns the zip and its entries."""
+def package(workdir: Path) -> tuple[Path, dict[str, int]]:
+    """``chalice package`` on a clean copy; returns the zip and its entries' sizes."""
     package_app("dev", workdir / "out")
     archive = workdir / "out" / "deployment.zip"
     with zipfile.ZipFile(archive) as zipped:
-        names = zipped.namelist()
+        sizes = {info.filename: info.file_size for info in zipped.infolist()}
         zipped.extractall(workdir / "task")
-    return archive, names
+    return archive, sizes
 
 
 def _probe(task: Path, endpoint: str, mode: str, calls: int) -> dict[str, Any]:
@@ -95,6 +95,7 @@ def run(endpoint: str, cold_runs: int, warm_calls: int, log: Any) -> dict[str, A
     result = {
         "zip_bytes": size,
         "zip_entries": sorted(entries),
+        "chalice_runtime_source_bytes": entries.get("chalice/app.py"),
         "cold_runs": cold_runs,
         "import_app_ms": import_app,
         "import_boto3_client_ms": import_boto3,

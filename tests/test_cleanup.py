@@ -392,7 +392,9 @@ def short_timeout_client(app_module, tmp_path, seconds: int) -> ConfiguredLambda
     shutil.copytree(PROJECT / ".chalice", tmp_path / ".chalice")
     config_file = tmp_path / ".chalice" / "config.json"
     config = json.loads(config_file.read_text())
-    config["lambda_timeout"] = seconds
+    config["lambda_timeout"] = seconds  # every function's, also where one sets its own:
+    for function in config.get("lambda_functions", {}).values():
+        function["lambda_timeout"] = seconds
     config_file.write_text(json.dumps(config))
     chalice_config = CLIFactory(str(tmp_path)).create_config_obj(chalice_stage_name="dev")
     return ConfiguredLambdaClient(app_module.app, chalice_config)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bench.limits import ZIP_LIMIT_BYTES as ZIP_LIMIT
 from devtools.deploy.merge_template import (
     BUCKET_PARAMETER,
     CLEANUP_PARAMETER,
@@ -48,7 +49,6 @@ CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 RUNTIME_LIBS = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 # ... and the runtime interface client that runs the handler, with its dependencies.
 RUNTIME_LIBS += ("awslambdaric", "runtime_client", "simplejson", "snapshot_restore_py")
-ZIP_LIMIT = 100 * 1024
 
 
 def of_type(tmpl: dict[str, Any], cfn_type: str) -> dict[str, dict[str, Any]]:

@@ -6,14 +6,18 @@ import re
 import subprocess
 import sys
 
+from devtools.deploy.merge_template import app_config, function_config
 from tests.conftest import PROJECT, object_keys
+
+CONFIG = app_config()
+RUN = ("worker", "cleanup")  # what make run invokes, in order
 
 LAMBDA_BLOCK = re.compile(
     r"START RequestId: (?P<id>[0-9a-f-]{36}) Version: \$LATEST\n"
     r"(?:.*\n)*?"
     r"END RequestId: (?P=id)\n"
     r"REPORT RequestId: (?P=id)  Duration: [\d.]+ ms  Billed Duration: \d+ ms  "
-    r"Memory Size: 128 MB  Max Memory Used: \d+ MB\n"
+    r"Memory Size: (?P<memory>\d+) MB  Max Memory Used: \d+ MB\n"
 )
 
 
@@ -33,7 +37,8 @@ def test_run_local_with_its_own_embedded_s3():
     done = run_local(env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "embedded S3 (moto server) at http://127.0.0.1:" in done.stdout
-    assert len(LAMBDA_BLOCK.findall(done.stdout)) == 2
+    blocks = [m["memory"] for m in LAMBDA_BLOCK.finditer(done.stdout)]
+    assert blocks == [str(function_config(CONFIG, "dev", f).lambda_memory_size) for f in RUN]
     assert "Worker Event: " in done.stdout
     assert '"time_start":"2018-02-21T15:00:43.511Z"' in done.stdout  # read back from S3
     assert "after cleanup: 0 objects" in done.stdout

@@ -41,6 +41,7 @@ from devtools.local_lambda.async_delivery import (
     retry_policy,
 )
 from devtools.local_lambda.lambda_runner import Invocation, LocalLambda
+from devtools.local_lambda.lambda_slice import run_in_slice
 from devtools.local_lambda.local_logs import LogFilter, LogStore, print_records
 from devtools.local_lambda.local_stack import (
     DEFAULT_PORT,
@@ -119,10 +120,24 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         _check_function(app, name)
         if s3.embedded:
             create_buckets(project.bucket_names())
+        if args.lambda_slice:
+            return _invoke_in_slice(project, name, payload)
         local = LocalLambda(app, project.stage, str(project.project_dir), project.config)
         invocation = local.invoke(name, payload)
         LogStore(project.logs_path).append(invocation, project.stage)
         _report(invocation, sys.stderr, sys.stdout)
+    return 1 if invocation.failed else 0
+
+
+def _invoke_in_slice(project: Project, name: str, payload: Any) -> int:
+    """``invoke --lambda-slice``: the same output, from a child held to Lambda's CPU share."""
+    run = run_in_slice(
+        project.project_dir, project.stage, name, [payload], logs_path=project.logs_path
+    )
+    print(run.note, file=sys.stderr)
+    (invocation,) = run.invocations
+    sys.stderr.write("\n".join(invocation.lines) + "\n")
+    sys.stdout.write(json.dumps(invocation.payload, indent=2) + "\n")
     return 1 if invocation.failed else 0
 
 
@@ -419,6 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("-n", "--name", dest="name_option", help="same, as `chalice invoke -n`")
     invoke.add_argument("--stage", default="dev")
     invoke.add_argument("--payload", help="the event as JSON (default: stdin; empty means {})")
+    invoke.add_argument(
+        "--lambda-slice",
+        action="store_true",
+        help="run in a child held to Lambda's CPU share and memory limit for the function's "
+        "configured memory (cgroups; init unthrottled)",
+    )
     invoke.set_defaults(run=cmd_invoke)
 
     up = commands.add_parser("up", help="embedded S3 + a scheduler firing the app's schedules")

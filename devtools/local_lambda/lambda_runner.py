@@ -73,6 +73,7 @@ class Invocation:
     ended_at: datetime | None = None
     duration_ms: float = 0.0
     max_memory_mb: int = 0
+    report_extra: str = ""  # appended to REPORT: "Init Duration: ..." (devtools/lambda_slice.py)
 
     @property
     def failed(self) -> bool:
@@ -108,7 +109,7 @@ class Invocation:
                 ended,
                 f"REPORT RequestId: {rid}  Duration: {self.duration_ms:.2f} ms  "
                 f"Billed Duration: {self.billed_ms} ms  Memory Size: {self.memory_size} MB  "
-                f"Max Memory Used: {self.max_memory_mb} MB",
+                f"Max Memory Used: {self.max_memory_mb} MB{self.report_extra}",
             ),
         ]
         if self.timed_out:
