@@ -4,6 +4,7 @@ for the session, reset before each test, and the app wired to it."""
 import json
 import os
 import sys
+import textwrap
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +22,14 @@ sys.path.insert(0, str(PROJECT))
 from devtools.local_lambda.embedded_s3 import embedded_s3, point_aws_at  # noqa: E402
 
 SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
+
+
+def chalice_project(project: Path, app_source: str, config: dict[str, Any]) -> Path:
+    """A throwaway Chalice project: ``app.py`` and ``.chalice/config.json``."""
+    (project / ".chalice").mkdir(parents=True)
+    (project / "app.py").write_text(textwrap.dedent(app_source))
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    return project
 
 
 def stage_config(stage: str = "dev") -> dict[str, Any]:

@@ -4,7 +4,6 @@ destination and `failures`. The queue against a controlled clock, then `up` end 
 
 import json
 import re
-import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -25,7 +24,7 @@ from devtools.local_lambda.async_delivery import (
     retry_policy,
 )
 from devtools.local_lambda.cli import build_parser
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, chalice_project
 from tests.reliability_figures import record_figures
 from tests.test_local_cli import Running, cli, env_with_endpoint
 
@@ -257,12 +256,9 @@ ATTEMPT = re.compile(r"== (\w+): fired now, .* \(attempt (\d) of (\d), request (
 
 @pytest.fixture(scope="module")
 def edges_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = tmp_path_factory.mktemp("edges")
-    (project / ".chalice").mkdir()
-    (project / "infra").mkdir()
-    (project / "app.py").write_text(textwrap.dedent(APP))
     config = {"version": "2.0", "app_name": "edges", "lambda_timeout": 1, "stages": {"dev": {}}}
-    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    project = chalice_project(tmp_path_factory.mktemp("edges") / "edges", APP, config)
+    (project / "infra").mkdir()
     (project / "infra" / "lambda_settings.json").write_text(json.dumps(SETTINGS))
     return project
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from devtools.local_lambda.lambda_slice import (
     cpu_share,
     run_in_slice,
 )
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, chalice_project
 
 SLICE_APP = """
 import pathlib
@@ -96,11 +95,7 @@ def writable_cgroups() -> None:
 
 @pytest.fixture
 def slice_app(tmp_path: Path) -> Path:
-    project = tmp_path / "slice"
-    (project / ".chalice").mkdir(parents=True)
-    (project / "app.py").write_text(textwrap.dedent(SLICE_APP))
-    (project / ".chalice" / "config.json").write_text(json.dumps(SLICE_CONFIG))
-    return project
+    return chalice_project(tmp_path / "slice", SLICE_APP, SLICE_CONFIG)
 
 
 def _report_line(lines: list[str]) -> str:

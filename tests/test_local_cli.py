@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 from chalice import Chalice
 
 from devtools.local_lambda.lambda_runner import LocalLambda
-from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket
+from tests.conftest import PROJECT, chalice_project, object_keys, seed_objects, stage_bucket
 
 LAMBDA_BLOCK = re.compile(
     r"START RequestId: (?P<id>[0-9a-f-]{36}) Version: \$LATEST\n"
@@ -120,11 +119,7 @@ def port_is_free(port: int) -> bool:
 
 @pytest.fixture
 def tiny_app(tmp_path: Path) -> Path:
-    project = tmp_path / "tiny"
-    (project / ".chalice").mkdir(parents=True)
-    (project / "app.py").write_text(textwrap.dedent(TINY_APP))
-    (project / ".chalice" / "config.json").write_text(json.dumps(TINY_CONFIG))
-    return project
+    return chalice_project(tmp_path / "tiny", TINY_APP, TINY_CONFIG)
 
 
 class Running:
