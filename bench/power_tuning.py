@@ -1,4 +1,4 @@
-"""Local power tuning: both functions in their Lambda slice (devtools/lambda_slice.py)
+"""Local power tuning: both functions in their Lambda slice (devtools/local_lambda/lambda_slice.py)
 at several memory sizes, with Lambda and S3 cost from the published prices.
 
 The anchor is aws-lambda-power-tuning, which invokes a deployed function at each

@@ -274,7 +274,8 @@ def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
         f'`min(memory, {MB_PER_VCPU:,}) / {MB_PER_VCPU:,}` of one CPU (AWS: "at 1,769 MB, '
         'a function has the equivalent of one vCPU"), with a memory limit of that size, '
         "after an unthrottled import of the app (Lambda's init burst): "
-        "`devtools/lambda_slice.py`, cgroups. Durations are the handler's, as a REPORT line "
+        "`devtools/local_lambda/lambda_slice.py`, cgroups. Durations are the handler's, "
+        "as a REPORT line "
         "gives them. This is the offline counterpart of aws-lambda-power-tuning (which "
         "invokes a deployed function at each size through Step Functions); it models CPU "
         "and memory, not Lambda's network, hardware or the S3 service (the S3 here is moto "

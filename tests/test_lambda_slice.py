@@ -1,4 +1,4 @@
-"""The Lambda-slice runner (devtools/lambda_slice.py): a child held to Lambda's CPU
+"""The Lambda-slice runner (devtools/local_lambda/lambda_slice.py): a child held to Lambda's CPU
 share and memory limit by real cgroups, removed afterwards; unconfined, and saying
 so, where cgroups cannot be written."""
 

@@ -73,7 +73,7 @@ class Invocation:
     ended_at: datetime | None = None
     duration_ms: float = 0.0
     max_memory_mb: int = 0
-    report_extra: str = ""  # appended to REPORT: "Init Duration: ..." (devtools/lambda_slice.py)
+    report_extra: str = ""  # appended to REPORT: "Init Duration: ...", by lambda_slice
 
     @property
     def failed(self) -> bool:
