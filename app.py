@@ -15,7 +15,7 @@ from chalicelib.cleanup_event import dry_run_requested
 from chalicelib.invocation import observed
 from chalicelib.log_format import configure_app_log
 from chalicelib.log_safety import keep_credentials_out_of_logs
-from chalicelib.metrics import cleanup_metrics, worker_metrics
+from chalicelib.metrics import cleanup_metrics, cleanup_properties, worker_metrics
 from chalicelib.s3 import make_client
 from chalicelib.settings import bucket_name, cleanup_max_age
 from chalicelib.worker import run_worker
@@ -37,7 +37,7 @@ def worker(event: Any, context: Any) -> dict[str, Any]:
 
 
 @app.schedule(Rate(1, unit=Rate.DAYS), name="cleanup")
-@observed(cleanup_metrics)
+@observed(cleanup_metrics, cleanup_properties)
 def cleanup(event: CloudWatchEvent) -> dict[str, Any]:
     """Every day: delete the reports older than CLEANUP_MAX_AGE (default: all) before
     the deadline. By hand, ``detail: {"dry_run": true}`` only counts them."""

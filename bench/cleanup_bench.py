@@ -5,9 +5,11 @@ import itertools
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
+from chalice.cli.factory import CLIFactory
 from chalice.local import LambdaContext
 
 from bench.instrument import CallTimer, RequestCounter, SimulatedRoundTrip
@@ -15,7 +17,9 @@ from bench.s3_host import ExternalEndpoint, MotoChild
 from bench.strategies import STRATEGIES, expected_requests, prepare
 from chalicelib.cleanup import DELETE_WORKERS, empty_bucket
 from chalicelib.s3 import make_client
+from devtools.local_lambda.lambda_slice import function_settings
 
+PROJECT = Path(__file__).resolve().parent.parent
 Host = MotoChild | ExternalEndpoint
 _bucket_ids = itertools.count(1)
 
@@ -206,6 +210,7 @@ def deadline_runs(
     host: Host, objects: int, rtt_ms: float, budget_ms: int, log: Any
 ) -> list[dict[str, Any]]:
     """Invocations with a short Lambda timeout until the bucket is empty."""
+    _, memory_mb = function_settings(CLIFactory(str(PROJECT)).create_config_obj("dev"), "cleanup")
     admin = boto3.client("s3")
     bucket = _new_bucket(host, admin, objects)
     client = make_client()
@@ -214,7 +219,7 @@ def deadline_runs(
     while not rows or not rows[-1]["complete"]:
         if len(rows) >= 50:
             raise RuntimeError("the deadline runs made no progress")
-        context = LambdaContext("cleanup", memory_size=128, max_runtime_ms=budget_ms)
+        context = LambdaContext("cleanup", memory_size=memory_mb, max_runtime_ms=budget_ms)
         result = empty_bucket(client, bucket, remaining_ms=context.get_remaining_time_in_millis)
         left = context.get_remaining_time_in_millis()
         row = asdict(result) | {"remaining_ms_at_return": round(left), "budget_ms": budget_ms}

@@ -18,7 +18,7 @@ from chalice.cli.factory import CLIFactory
 
 from bench.cleanup_bench import percentile
 from bench.s3_host import ExternalEndpoint, MotoChild
-from chalicelib.cleanup import RESERVE_MS
+from chalicelib.cleanup import Deadline
 from devtools.local_lambda.lambda_slice import function_settings, run_in_slice
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,11 @@ class Prices:
 
 PRICES = Prices()
 Host = MotoChild | ExternalEndpoint
+
+
+def run_reserve_ms(timeout_s: int) -> float:
+    """What a run with ``timeout_s`` keeps in reserve (the hang reserve from a minute on)."""
+    return Deadline(lambda: timeout_s * 1000).reserve_ms
 
 
 def configured() -> dict[str, tuple[int, int]]:
@@ -127,7 +132,7 @@ def cleanup_row(
     summary = invocation.payload
     seconds = invocation.duration_ms / 1000
     rate = summary["deleted"] / seconds
-    usable_s = configured_timeout_s - RESERVE_MS / 1000
+    usable_s = configured_timeout_s - run_reserve_ms(configured_timeout_s) / 1000
     gb_s_per_1m = _gb(memory_mb) * 1e6 / rate
     runs_per_1m = math.ceil(1e6 / (rate * usable_s))
     requests_per_1m = summary["requests"] / summary["deleted"] * 1e6

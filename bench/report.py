@@ -14,6 +14,7 @@ from bench.limits import (
     RSS_LIMIT_MB,
     ZIP_LIMIT_BYTES,
 )
+from bench.power_tuning import run_reserve_ms
 from bench.strategies import LABELS, STRATEGIES
 from chalicelib.cleanup import DELETE_WORKERS, FIRST_REQUEST_ESTIMATE_MS, MARGIN_FACTOR, RESERVE_MS
 from devtools.local_lambda.lambda_slice import MB_PER_VCPU, cpu_share
@@ -286,7 +287,8 @@ def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
         f"One scheduled run per size on {first['objects']:,} seeded objects, with Lambda's "
         f'longest timeout ({first["timeout_s"]} s) so that it completes. "One run clears" '
         f"extrapolates that rate to the configured timeout ({cleanup_cfg['timeout_s']} s, "
-        f"less the cleanup's {RESERVE_MS} ms reserve); the measured one-run figure is below "
+        f"less the {run_reserve_ms(cleanup_cfg['timeout_s']):,.0f} ms a run of that length "
+        "keeps in reserve); the measured one-run figure is below "
         "(on moto, list pages slow down as the bucket grows, so the estimate is high for moto; "
         "S3's do not). "
         "Cost per 1M objects: GB-seconds at the measured rate, plus one Lambda request per "

@@ -31,8 +31,12 @@ an operation is measured, the other one's measurement stands in (both carry
 1,000 keys), and before anything is measured, ``FIRST_REQUEST_ESTIMATE_MS``.
 The requests in flight at the cut started earlier, so they end within one
 estimate; the factor leaves as much again for variance and the reserve covers
-returning. A run stopped by the deadline returns ``complete: false`` (listing is
-stateless: the next run lists what is left), but a run that could not start a
+returning. A run that starts with a minute or more (the cleanup has 900 s) also
+reserves one S3 call's worst case (12 s, every attempt timing out): the measured
+margins cover calls that behave, that reserve a call that hangs at the cut. A
+shorter run cannot afford it and relies on the measured margins. A run stopped
+by the deadline returns ``complete: false`` (listing is stateless: the next run
+lists what is left), but a run that could not start a
 single request, or listed due objects and could start no delete, raises
 :class:`DeadlineTooShortError`: it would do the same every day.
 
@@ -54,12 +58,19 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.s3 import WORST_CASE_CALL_S
+
 DELETE_BATCH = 1000  # the most keys one DeleteObjects takes
 DELETE_WORKERS = 4  # DeleteObjects in flight at once, beside the listing
 RESERVE_MS = 150  # returning: the summary, its log line and metrics
+# A run that starts with this much time or more also keeps one S3 call's worst case
+# (every attempt timing out, chalicelib/s3.py) in reserve, so that even a call that
+# hangs at the cut ends, with the summary and the metrics, before Lambda's timeout.
+HANG_RESERVE_FROM_MS = 5 * WORST_CASE_CALL_S * 1000
 MARGIN_FACTOR = 2
 # Before any measurement: a 1,000-key page costs ~12 ms of client CPU at full speed
-# (bench/client_cpu.py), ~170 ms in a 128 MB function's 7.2 % of a CPU, plus S3's time.
+# (bench/client_cpu.py), ~170 ms in the smallest (128 MB) slice, ~85 ms in the
+# cleanup's 256 MB, plus S3's time.
 FIRST_REQUEST_ESTIMATE_MS = 250
 # Transient per the S3 error code list (retry "SlowDown", 500 "InternalError", 503
 # "ServiceUnavailable", 400 "RequestTimeout"), the codes botocore's standard mode
@@ -147,6 +158,9 @@ class Deadline:
 
     def __init__(self, remaining_ms: Callable[[], float] | None) -> None:
         self._remaining_ms = remaining_ms
+        at_start = None if remaining_ms is None else remaining_ms()
+        long_run = at_start is not None and at_start >= HANG_RESERVE_FROM_MS
+        self.reserve_ms = RESERVE_MS + (WORST_CASE_CALL_S * 1000 if long_run else 0)
         # operation -> {requests in flight when measured: slowest ms at that concurrency}
         self._slowest_ms: dict[str, dict[int, float]] = {LIST: {}, DELETE: {}}
 
@@ -176,7 +190,7 @@ class Deadline:
         """
         borrowed = not self._slowest_ms[operation] and any(self._slowest_ms.values())
         factor = 1 if borrowed else MARGIN_FACTOR
-        needed = RESERVE_MS + factor * self.estimate_ms(operation, concurrency)
+        needed = self.reserve_ms + factor * self.estimate_ms(operation, concurrency)
         return needed + sum(self.estimate_ms(following, concurrency) for following in then)
 
     def left_ms(self) -> float | None:

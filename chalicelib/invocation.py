@@ -10,6 +10,7 @@ from chalicelib.log_format import SANDBOX
 from chalicelib.metrics import Metric, document, emit
 
 Measure = Callable[[Any, BaseException | None, float], list[Metric]]
+Describe = Callable[[Any, BaseException | None], dict[str, Any]]
 
 
 def _request_id(args: tuple[Any, ...]) -> str:
@@ -18,8 +19,11 @@ def _request_id(args: tuple[Any, ...]) -> str:
     return str(getattr(context, "aws_request_id", ""))
 
 
-def observed(measure: Measure) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a handler so each invocation writes one EMF document from ``measure``."""
+def observed(
+    measure: Measure, describe: Describe | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a handler so each invocation writes one EMF document from ``measure``,
+    with the request id and what ``describe`` adds as plain properties."""
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
@@ -36,6 +40,7 @@ def observed(measure: Measure) -> Callable[[Callable[..., Any]], Callable[..., A
             finally:
                 elapsed_ms = (time.monotonic() - started) * 1000
                 properties = {"requestId": _request_id(args)}
+                properties.update(describe(result, error) if describe else {})
                 emit(document(measure(result, error, elapsed_ms), properties))
                 SANDBOX.invocation_ended()
 

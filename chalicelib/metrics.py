@@ -70,15 +70,24 @@ def emit(doc: dict[str, Any]) -> None:
     METRICS_LOG.info(json.dumps(doc, separators=(",", ":")))
 
 
+def _cleanup_summary(result: Any, error: BaseException | None) -> dict[str, Any]:
+    if isinstance(error, CleanupError):
+        return error.result.summary()
+    return result if error is None else {}
+
+
+def cleanup_properties(result: Any, error: BaseException | None) -> dict[str, Any]:
+    """``DryRun`` (0/1): a dry run deletes nothing, so queries of the backlog leave it out."""
+    return {"DryRun": int(bool(_cleanup_summary(result, error).get("dry_run")))}
+
+
 def cleanup_metrics(result: Any, error: BaseException | None, duration_ms: float) -> list[Metric]:
     """From the summary the cleanup returned, or the partial one its error carries.
 
     Any other failure (bad configuration or event) counts as an incomplete run
     that deleted nothing.
     """
-    summary: dict[str, Any] = result if error is None else {}
-    if isinstance(error, CleanupError):
-        summary = error.result.summary()
+    summary = _cleanup_summary(result, error)
     complete = error is None and bool(summary.get("complete"))
     return [
         Metric("ObjectsDeleted", summary.get("deleted", 0), "Count"),

@@ -14,8 +14,14 @@ import pytest
 from chalice.cli.factory import CLIFactory
 
 from bench.instrument import RequestCounter, SimulatedRoundTrip
-from chalicelib.cleanup import RESERVE_MS, CleanupError, DeadlineTooShortError, empty_bucket
-from chalicelib.s3 import make_client
+from chalicelib.cleanup import (
+    FIRST_REQUEST_ESTIMATE_MS,
+    RESERVE_MS,
+    CleanupError,
+    DeadlineTooShortError,
+    empty_bucket,
+)
+from chalicelib.s3 import WORST_CASE_CALL_S, make_client
 from chalicelib.settings import ConfigurationError, parse_duration
 from chalicelib.worker_event import InvalidEventError
 from devtools.local_lambda.lambda_runner import ConfiguredLambdaClient
@@ -331,8 +337,26 @@ def test_a_run_that_can_start_nothing_fails_and_names_the_timeout(
     )
     result = raised.value.result
     assert (result.complete, result.requests, counter.total) == (False, 0, 0)
-    assert isinstance(raised.value, CleanupError)  # the invocation fails, logged as an error
     assert client.list_objects_v2(Bucket="deadline-nothing")["KeyCount"] == 10
+
+
+def test_a_long_run_keeps_one_hanging_s3_call_in_reserve(s3_child_endpoint, s3_child):
+    # The same 12.5 s left: a run that started with 900 s keeps the S3 client's worst
+    # case (12 s) for a call that might hang at the cut and starts nothing more; a run
+    # of 12.5 s in all cannot afford that reserve and empties the bucket.
+    client = make_client(endpoint_url=s3_child_endpoint)
+    client.create_bucket(Bucket="deadline-hang")
+    s3_child.seed(None, "deadline-hang", 10, "reports/")
+    times = iter([900_000.0])
+    with pytest.raises(DeadlineTooShortError) as raised:
+        empty_bucket(client, "deadline-hang", remaining_ms=lambda: next(times, 12_500.0))
+    needed = RESERVE_MS + WORST_CASE_CALL_S * 1000 + 3 * FIRST_REQUEST_ESTIMATE_MS
+    assert f"12,500 ms left of the function's timeout, a list and a delete need ~{needed:,} ms" in (
+        str(raised.value)
+    )
+    assert client.list_objects_v2(Bucket="deadline-hang")["KeyCount"] == 10
+    result = empty_bucket(client, "deadline-hang", remaining_ms=lambda: 12_500.0)
+    assert (result.deleted, result.complete) == (10, True)
 
 
 def test_a_run_that_lists_but_cannot_delete_fails_with_what_it_measured(

@@ -106,5 +106,6 @@ def test_every_listed_key_is_deleted_or_reported_for_every_seed(s3_child_endpoin
         f"\n{len(figures)} seeds: {failed_listings} listings failed for good "
         f"({sum(f['left unlisted'] for f in figures):,} keys unlisted, all in incomplete runs), "
         f"{sum(f['failed'] for f in figures)} keys reported failed, "
-        f"{sum(f['key_retries'] for f in figures)} key re-sends; 0 listed keys unaccounted"
+        f"{sum(f['key_retries'] for f in figures)} key re-sends; "
+        f"{sum(f['unaccounted'] for f in figures)} listed keys unaccounted"
     )

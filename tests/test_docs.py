@@ -1,8 +1,8 @@
 """Docs that cannot rot: what the pages tell a user to type still exists.
 
-Pages: README.md, SECURITY.md, BENCHMARKS.md and docs/*.md (docs/_incoming/ is
-drafts, not pages). Nothing is run: targets are read from make's database,
-flags are checked by the tools' own argparse parsers, paths by the file system.
+Pages: README.md, SECURITY.md, BENCHMARKS.md and docs/*.md. Nothing is run:
+targets are read from make's database, flags are checked by the tools' own
+argparse parsers, paths by the file system.
 
 - **make targets.** In every ```console block, each command line (``$ ...``)
   that runs ``make`` names only targets with a rule in the Makefile, read from
@@ -42,7 +42,6 @@ FOREIGN_ROOTS = ("chalice/", "moto/", "botocore/", "boto3/")
 GENERATED = ("out/", ".local/", ".venv/")
 PYTHON_M = re.compile(r"(?:^|[\s;|&(])(?:\S*/)?python3?(?:\.\d+)? -m (devtools(?:\.[\w.]+)?)(.*)$")
 SHELL_OPERATORS = {";", "|", "||", "&&", "&", "(", ")"}
-REDIRECTION = re.compile(r"\d*(?:<|>>?)(?:&\d+)?")
 
 
 def pages() -> list[Path]:

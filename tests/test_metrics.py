@@ -121,22 +121,27 @@ def test_every_invocation_writes_one_document_also_when_it_fails(app_module, buc
     runs = {
         "worker": local.invoke("worker", {"source_ip": "::1"}),
         "bad worker event": local.invoke("worker", {"source_ip": "bad"}),
+        "dry cleanup": local.invoke("cleanup", {**SCHEDULED_EVENT, "detail": {"dry_run": True}}),
         "cleanup": local.invoke("cleanup", SCHEDULED_EVENT),
         "bad cleanup event": local.invoke("cleanup", {**SCHEDULED_EVENT, "detail": {"x": 1}}),
     }
-    assert [run.failed for run in runs.values()] == [False, True, False, True]
+    assert [run.failed for run in runs.values()] == [False, True, False, False, True]
     docs = {name: emf_documents(run) for name, run in runs.items()}
     assert all(len(found) == 1 for found in docs.values()), docs
     for name, (doc,) in docs.items():
         check_emf(doc)
         assert doc["requestId"] == runs[name].request_id
-        function = name.split()[-2] if name.startswith("bad") else name
+        function = name.split()[-2] if name.startswith("bad") else name.split()[-1]
         assert doc["FunctionName"] == f"worker-functions-dev-{function}"
     assert docs["worker"][0]["ReportsStored"] == 1
     assert docs["bad worker event"][0]["ReportsStored"] == 0
     cleaned = docs["cleanup"][0]
     assert (cleaned["CleanupComplete"], cleaned["ObjectsDeleted"]) == (1, 4)  # 3 + the report
     assert docs["bad cleanup event"][0]["CleanupComplete"] == 0
+    # A dry run leaves everything due in place: marked, so backlog queries can leave it out.
+    dry = docs["dry cleanup"][0]
+    assert (dry["DryRun"], dry["ObjectsDeleted"], dry["ObjectsRemaining"]) == (1, 0, 4)
+    assert cleaned["DryRun"] == docs["bad cleanup event"][0]["DryRun"] == 0
 
 
 def test_local_logs_json_shows_the_fields_lambda_would_store(s3_server, bucket, tmp_path):
