@@ -17,7 +17,7 @@ from bench.s3_host import ExternalEndpoint, MotoChild
 from bench.strategies import STRATEGIES, expected_requests, prepare
 from chalicelib.cleanup import DELETE_WORKERS, empty_bucket
 from chalicelib.s3 import make_client
-from devtools.local_lambda.lambda_slice import function_settings
+from devtools.local_lambda.lambda_runner import function_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 Host = MotoChild | ExternalEndpoint

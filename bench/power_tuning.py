@@ -19,7 +19,8 @@ from chalice.cli.factory import CLIFactory
 from bench.cleanup_bench import percentile
 from bench.s3_host import ExternalEndpoint, MotoChild
 from chalicelib.cleanup import Deadline
-from devtools.local_lambda.lambda_slice import function_settings, run_in_slice
+from devtools.local_lambda.lambda_runner import function_settings
+from devtools.local_lambda.lambda_slice import run_in_slice
 
 PROJECT = Path(__file__).resolve().parent.parent
 STAGE = "dev"

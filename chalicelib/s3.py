@@ -28,7 +28,6 @@ botocore >= 1.44 honours up to 5 s more per retry (S3 does not send it).
 
 import os
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import boto3
@@ -67,18 +66,20 @@ def parse_s3_timestamp(value: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parse_timestamp(value)
 
 
-@cache
-def _data_loader() -> Any:
-    """The loader of botocore's service models, shared so each is read from disk once."""
-    return botocore.session.get_session().get_component("data_loader")
+_loaders: list[Any] = []  # the first session's loader of botocore's service models
 
 
 def _session() -> boto3.Session:
     """A session whose response parsers read timestamps with :func:`parse_s3_timestamp`.
 
-    New for each client, as ``boto3.client`` resolves credentials afresh."""
+    New for each client, as ``boto3.client`` resolves credentials afresh; later ones
+    share the first one's model loader, so each model is read from disk once (and
+    the first, at cold start, costs no extra session)."""
     session = botocore.session.get_session()
-    session.register_component("data_loader", _data_loader())
+    if _loaders:
+        session.register_component("data_loader", _loaders[0])
+    else:
+        _loaders.append(session.get_component("data_loader"))
     parsers = session.get_component("response_parser_factory")
     parsers.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
     return boto3.Session(botocore_session=session)

@@ -25,7 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
-from devtools.local_lambda.lambda_runner import lambda_time
+from devtools.local_lambda.lambda_runner import deployed_name, lambda_time
 
 LAMBDA_RETRY_DELAYS_S = (60, 120)  # before the first retry, before the second
 DEFAULT_RETRY_ATTEMPTS = 2
@@ -185,11 +185,6 @@ class AsyncQueue:
         """Every pending event, removed (``up`` is stopping)."""
         pending, self._pending = sorted(self._pending, key=lambda e: e.due_at), []
         return pending
-
-
-def deployed_name(app_name: str, stage: str, function_name: str) -> str:
-    """The Lambda function ``chalice deploy`` creates."""
-    return f"{app_name}-{stage}-{function_name}"
 
 
 def function_arn(region: str, account: str, deployed: str) -> str:

@@ -32,7 +32,6 @@ from devtools.local_lambda.async_delivery import (
     FailureStore,
     RetryPolicy,
     SettingsError,
-    deployed_name,
     destination_name,
     function_arn,
     invocation_record,
@@ -40,7 +39,7 @@ from devtools.local_lambda.async_delivery import (
     print_failure,
     retry_policy,
 )
-from devtools.local_lambda.lambda_runner import Invocation, LocalLambda
+from devtools.local_lambda.lambda_runner import Invocation, LocalLambda, deployed_name
 from devtools.local_lambda.lambda_slice import run_in_slice
 from devtools.local_lambda.local_logs import LogFilter, LogStore, print_records
 from devtools.local_lambda.local_stack import (

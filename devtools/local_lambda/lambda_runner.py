@@ -41,6 +41,21 @@ class MarshalError(Exception):
     error_type = "Runtime.MarshalError"
 
 
+def function_settings(config: Config, function: str) -> tuple[int, int]:
+    """``(timeout s, memory MB)`` of a function in the config's stage, as chalice resolves
+    them (chalice's defaults where unset)."""
+    scoped = config.scope(config.chalice_stage, function)
+    return (
+        scoped.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
+        scoped.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
+    )
+
+
+def deployed_name(app_name: str, stage: str, function_name: str) -> str:
+    """The Lambda function ``chalice deploy`` creates: ``<app>-<stage>-<function>``."""
+    return f"{app_name}-{stage}-{function_name}"
+
+
 def lambda_time(moment: datetime) -> str:
     """Lambda's timestamp style: ``2026-11-26T16:47:31.929Z``."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -190,11 +205,7 @@ class ConfiguredLambdaClient(TestLambdaClient):
 
     def settings(self, function_name: str) -> tuple[int, int]:
         """``(lambda_timeout in s, lambda_memory_size in MB)``, chalice's defaults if unset."""
-        scoped = self._config.scope(self._config.chalice_stage, function_name)
-        return (
-            scoped.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
-            scoped.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
-        )
+        return function_settings(self._config, function_name)
 
     def context_for(self, function_name: str, request_id: str) -> LambdaContext:
         timeout_s, memory_size = self.settings(function_name)
@@ -210,9 +221,8 @@ class ConfiguredLambdaClient(TestLambdaClient):
         name Lambda sets, for the call."""
         stage = self._config.chalice_stage
         scoped = self._config.scope(stage, function_name)
-        # As Lambda names a function chalice deployed: <app>-<stage>-<function>.
-        deployed_name = f"{self._config.app_name}-{stage}-{function_name}"
-        env = {**scoped.environment_variables, "AWS_LAMBDA_FUNCTION_NAME": deployed_name}
+        deployed = deployed_name(self._config.app_name, stage, function_name)
+        env = {**scoped.environment_variables, "AWS_LAMBDA_FUNCTION_NAME": deployed}
         with self._patched_env_vars(env):
             yield
 

@@ -38,10 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from chalice.cli.factory import CLIFactory
-from chalice.config import Config
-from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
 
-from devtools.local_lambda.lambda_runner import Invocation, LogEvent
+from devtools.local_lambda.lambda_runner import Invocation, LogEvent, function_settings
 
 MB_PER_VCPU = 1769  # AWS: "at 1,769 MB, a function has the equivalent of one vCPU"
 PERIOD_US = 100_000  # the CFS period (Linux's default); the quota is a share of it
@@ -54,15 +52,6 @@ REPO = Path(__file__).resolve().parents[2]
 def cpu_share(memory_mb: int) -> float:
     """The share of one CPU Lambda gives a function of ``memory_mb``."""
     return min(memory_mb, MB_PER_VCPU) / MB_PER_VCPU
-
-
-def function_settings(config: Config, function: str) -> tuple[int, int]:
-    """``(timeout s, memory MB)`` of a function in the config's stage, as chalice resolves them."""
-    scoped = config.scope(config.chalice_stage, function)
-    return (
-        scoped.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
-        scoped.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
-    )
 
 
 class SliceUnavailable(Exception):
