@@ -6,23 +6,23 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format clean bucket ops deploy destroy package
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt chalice-loop/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	touch $(STAMP)
 
 ## Run the worker and the cleanup locally against an embedded S3.
 run: $(STAMP)
-	$(PY) -m devtools.local_lambda.run_local
+	$(PY) -m devtools.run_local
 
 ## Local Lambda loop (docs/local-loop.md): embedded S3 on 127.0.0.1:4572 and the
 ## app's schedules firing until Ctrl-C; `make invoke NAME=worker < events/worker.json`.
 .PHONY: up invoke
 up: $(STAMP)
-	$(PY) -m devtools up --stage $(or $(STAGE),dev)
+	$(VENV)/bin/chalice-loop up --stage $(or $(STAGE),dev) --lambda-settings infra/lambda_settings.json
 
 invoke: $(STAMP)
-	$(PY) -m devtools invoke $(NAME) --stage $(or $(STAGE),dev)
+	$(VENV)/bin/chalice-loop invoke $(NAME) --stage $(or $(STAGE),dev)
 
 ## Measure the cleanup and the worker, also in Lambda's CPU slice at each memory size, and
 ## one scheduled cleanup run on 100,000 objects: bench/results.json, BENCHMARKS.md.

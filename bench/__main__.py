@@ -14,10 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+from chalice_loop.embedded_s3 import ensure_region, point_aws_at
+
 from bench import cleanup_bench, power_tuning, report, worker_bench
 from bench.client_cpu import measure as measure_client_cpu
 from bench.s3_host import MotoChild, start_host
-from devtools.local_lambda.embedded_s3 import ensure_region, point_aws_at
 
 PROJECT = Path(__file__).resolve().parent.parent
 PLOT = "cleanup_throughput.png"

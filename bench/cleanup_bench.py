@@ -11,13 +11,13 @@ from typing import Any
 import boto3
 from chalice.cli.factory import CLIFactory
 from chalice.local import LambdaContext
+from chalice_loop.lambda_runner import function_settings
 
 from bench.instrument import CallTimer, RequestCounter, SimulatedRoundTrip
 from bench.s3_host import ExternalEndpoint, MotoChild
 from bench.strategies import STRATEGIES, expected_requests, prepare
 from chalicelib.cleanup import DELETE_WORKERS, empty_bucket
 from chalicelib.s3 import make_client
-from devtools.local_lambda.lambda_runner import function_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 Host = MotoChild | ExternalEndpoint

@@ -1,4 +1,4 @@
-"""Local power tuning: both functions in their Lambda slice (devtools/local_lambda/lambda_slice.py)
+"""Local power tuning: both functions in their Lambda slice (chalice_loop.run_in_slice)
 at several memory sizes, with Lambda and S3 cost from the published prices.
 
 The anchor is aws-lambda-power-tuning, which invokes a deployed function at each
@@ -15,12 +15,12 @@ from typing import Any
 
 import boto3
 from chalice.cli.factory import CLIFactory
+from chalice_loop.lambda_runner import function_settings
+from chalice_loop.lambda_slice import run_in_slice
 
 from bench.cleanup_bench import percentile
 from bench.s3_host import ExternalEndpoint, MotoChild
 from chalicelib.cleanup import Deadline
-from devtools.local_lambda.lambda_runner import function_settings
-from devtools.local_lambda.lambda_slice import run_in_slice
 
 PROJECT = Path(__file__).resolve().parent.parent
 STAGE = "dev"

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chalice_loop.lambda_slice import MB_PER_VCPU, cpu_share
+
 from bench.limits import (
     CLIENT_CPU_RATIO_LIMIT,
     IMPORT_RATIO_LIMIT,
@@ -17,7 +19,6 @@ from bench.limits import (
 from bench.power_tuning import run_reserve_ms
 from bench.strategies import LABELS, STRATEGIES
 from chalicelib.cleanup import DELETE_WORKERS, FIRST_REQUEST_ESTIMATE_MS, MARGIN_FACTOR, RESERVE_MS
-from devtools.local_lambda.lambda_slice import MB_PER_VCPU, cpu_share
 
 
 def machine() -> dict[str, Any]:
@@ -275,7 +276,7 @@ def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
         f'`min(memory, {MB_PER_VCPU:,}) / {MB_PER_VCPU:,}` of one CPU (AWS: "at 1,769 MB, '
         'a function has the equivalent of one vCPU"), with a memory limit of that size, '
         "after an unthrottled import of the app (Lambda's init burst): "
-        "`devtools/local_lambda/lambda_slice.py`, cgroups. Durations are the handler's, "
+        "`chalice-loop/src/chalice_loop/lambda_slice.py`, cgroups. Durations are the handler's, "
         "as a REPORT line "
         "gives them. This is the offline counterpart of aws-lambda-power-tuning (which "
         "invokes a deployed function at each size through Step Functions); it models CPU "

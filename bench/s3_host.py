@@ -116,10 +116,9 @@ def start_host() -> MotoChild | ExternalEndpoint:
 
 
 def _serve() -> None:
+    from chalice_loop.embedded_s3 import embedded_s3
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
-
-    from devtools.local_lambda.embedded_s3 import embedded_s3
 
     with embedded_s3() as endpoint:
         print(endpoint, flush=True)

@@ -1,6 +1,7 @@
-"""Developer tooling (never deployed), in two rooms.
+"""This app's developer tooling (never deployed).
 
-``devtools.local_lambda``: the local Lambda loop for any Chalice app
-(``python -m devtools``, ``make run``). ``devtools.deploy``: the deploy helpers
-for this app (``make bucket``/``deploy``/``destroy``/``package``).
+``devtools.run_local``: ``make run``, the whole story on one machine through the
+installed local loop (``chalice-loop``, from ``chalice-loop/``).
+``devtools.deploy``: the deploy helpers for this app
+(``make bucket``/``deploy``/``destroy``/``package``).
 """

@@ -19,7 +19,7 @@ import requests
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from devtools.local_lambda.embedded_s3 import embedded_s3, point_aws_at  # noqa: E402
+from chalice_loop.embedded_s3 import embedded_s3, point_aws_at  # noqa: E402
 
 SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
 
@@ -137,8 +137,7 @@ def lambda_handler(app_module: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
     stage's timeout and memory size).
     """
     from chalice.cli.factory import CLIFactory
-
-    from devtools.local_lambda.lambda_runner import ConfiguredLambdaClient
+    from chalice_loop.lambda_runner import ConfiguredLambdaClient
 
     config = CLIFactory(str(PROJECT)).create_config_obj(chalice_stage_name="dev")
     for name, value in config.environment_variables.items():

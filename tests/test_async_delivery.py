@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from devtools.local_lambda.async_delivery import (
+from chalice_loop.async_delivery import (
     EVENT_AGE_EXCEEDED,
     RETRIES_EXHAUSTED,
     AsyncQueue,
@@ -23,7 +22,8 @@ from devtools.local_lambda.async_delivery import (
     parse_scale,
     retry_policy,
 )
-from devtools.local_lambda.cli import build_parser
+from chalice_loop.cli import build_parser
+
 from tests.conftest import PROJECT, chalice_project
 from tests.reliability_figures import record_figures
 from tests.test_local_cli import Running, cli, env_with_endpoint
@@ -264,7 +264,9 @@ def edges_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def start_up(project: Path, state_dir: Path, env: dict[str, str], *args: str) -> Running:
-    return Running(["--project-dir", str(project), "--state-dir", str(state_dir), "up", *args], env)
+    settings = ["--lambda-settings", "infra/lambda_settings.json"]
+    argv = ["--project-dir", str(project), "--state-dir", str(state_dir), "up", *settings, *args]
+    return Running(argv, env)
 
 
 @pytest.fixture(scope="module")

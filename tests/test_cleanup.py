@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from chalice.cli.factory import CLIFactory
+from chalice_loop.lambda_runner import ConfiguredLambdaClient
 
 from bench.instrument import RequestCounter, SimulatedRoundTrip
 from chalicelib.cleanup import (
@@ -24,7 +25,6 @@ from chalicelib.cleanup import (
 from chalicelib.s3 import WORST_CASE_CALL_S, make_client
 from chalicelib.settings import ConfigurationError, parse_duration
 from chalicelib.worker_event import InvalidEventError
-from devtools.local_lambda.lambda_runner import ConfiguredLambdaClient
 from tests.conftest import (
     PROJECT,
     SCHEDULED_EVENT,

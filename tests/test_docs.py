@@ -7,11 +7,12 @@ argparse parsers, paths by the file system.
 - **make targets.** In every ```console block, each command line (``$ ...``)
   that runs ``make`` names only targets with a rule in the Makefile, read from
   ``make -pq`` (make's database; ``-q`` runs no recipe).
-- **devtools commands.** In every console block, command lines and the lines
-  make echoes, each ``python -m devtools ...`` (any ``python``,
-  ``.venv/bin/python``, ...) and ``python -m devtools.<package>.<module> ...``
-  is parsed by that module's ``build_parser()`` (``python -m devtools`` is
-  ``devtools.local_lambda.cli``). A flag, subcommand or choice it refuses fails.
+- **tool commands.** In every console block, command lines and the lines
+  make echoes, each ``chalice-loop ...`` (any path, ``.venv/bin/chalice-loop``),
+  ``python -m chalice_loop ...`` and ``python -m devtools.<package>.<module> ...``
+  (any ``python``, ``.venv/bin/python``, ...) is parsed by that module's
+  ``build_parser()`` (``chalice-loop`` is ``chalice_loop.cli``). A flag,
+  subcommand or choice it refuses fails.
 - **paths.** A repo path is a token holding a ``/`` that is relative and
   concrete: no scheme (``s3://``, ``https://``), not absolute or under ``~``,
   no placeholder (``<stage>``, ``{...}``, ``$VAR``), not leaving the repository
@@ -40,7 +41,10 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 FOREIGN_ROOTS = ("chalice/", "moto/", "botocore/", "boto3/")
 GENERATED = ("out/", ".local/", ".venv/")
-PYTHON_M = re.compile(r"(?:^|[\s;|&(])(?:\S*/)?python3?(?:\.\d+)? -m (devtools(?:\.[\w.]+)?)(.*)$")
+PYTHON_M = re.compile(
+    r"(?:^|[\s;|&(])(?:\S*/)?python3?(?:\.\d+)? -m (devtools(?:\.[\w.]+)?|chalice_loop)(.*)$"
+)
+CHALICE_LOOP = re.compile(r"(?:^|[\s;|&(])(?:\S*/)?(chalice-loop)((?:\s.*)?)$")
 SHELL_OPERATORS = {";", "|", "||", "&&", "&", "(", ")"}
 
 
@@ -150,7 +154,7 @@ def make_targets() -> set[str]:
 
 def parser_for(module: str) -> argparse.ArgumentParser:
     """The argparse parser of a ``python -m`` module, without running it."""
-    name = "devtools.local_lambda.cli" if module == "devtools" else module
+    name = "chalice_loop.cli" if module in ("chalice-loop", "chalice_loop") else module
     builder = getattr(importlib.import_module(name), "build_parser", None)
     if builder is None:
         raise LookupError(f"{name} has no build_parser()")
@@ -174,11 +178,14 @@ def refusal(module: str, args: list[str]) -> str | None:
 
 
 def devtools_commands(line: Line) -> list[tuple[str, list[str]]]:
-    """Each ``python -m devtools...`` in a console line, as (module, args)."""
+    """Each ``chalice-loop ...`` or ``python -m devtools...`` in a console line, as
+    (module, args)."""
     text = command(line) or line.text
     found = []
-    for argv in simple_commands(text) if "-m devtools" in text else []:
-        match = PYTHON_M.search(" ".join(shlex.quote(word) for word in argv))
+    tools = ("-m devtools", "-m chalice_loop", "chalice-loop")
+    for argv in simple_commands(text) if any(t in text for t in tools) else []:
+        joined = " ".join(shlex.quote(word) for word in argv)
+        match = PYTHON_M.search(joined) or CHALICE_LOOP.search(joined)
         if match:
             found.append((match.group(1), shlex.split(match.group(2))))
     return found
@@ -255,9 +262,7 @@ def test_every_devtools_command_in_the_docs_is_accepted_by_its_parser():
             for module, args in devtools_commands(line):
                 reason = refusal(module, args)
                 if reason:
-                    refused.append(
-                        f"{line.where()}: python -m {module} {shlex.join(args)}: {reason}"
-                    )
+                    refused.append(f"{line.where()}: {module} {shlex.join(args)}: {reason}")
     assert not refused, "\n".join(refused)
 
 
@@ -286,9 +291,9 @@ def test_every_link_to_a_heading_finds_it():
 
 def test_the_parsers_refuse_what_they_should():
     """The flag check can fail: an unknown flag and a bad choice are refused."""
-    assert refusal("devtools", ["invoke", "worker", "--stage", "dev"]) is None
+    assert refusal("chalice-loop", ["invoke", "worker", "--stage", "dev"]) is None
     assert "unrecognized arguments: --payloads" in refusal(
-        "devtools", ["invoke", "--payloads", "{}"]
+        "chalice-loop", ["invoke", "--payloads", "{}"]
     )
     assert "invalid choice" in refusal("devtools.deploy.bucket_stack", ["deploy-all"])
     assert "No module named" in refusal("devtools.package", ["--stage", "dev"])

@@ -1,4 +1,4 @@
-"""The Lambda-slice runner (devtools/local_lambda/lambda_slice.py): a child held to Lambda's CPU
+"""The Lambda-slice runner (chalice_loop/lambda_slice.py): a child held to Lambda's CPU
 share and memory limit by real cgroups, removed afterwards; unconfined, and saying
 so, where cgroups cannot be written."""
 
@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from devtools.local_lambda.lambda_slice import (
+from chalice_loop.lambda_slice import (
     NAME_PREFIX,
     Cgroups,
     SliceUnavailable,
@@ -24,6 +23,7 @@ from devtools.local_lambda.lambda_slice import (
     cpu_share,
     run_in_slice,
 )
+
 from tests.conftest import PROJECT, chalice_project
 
 SLICE_APP = """
@@ -169,7 +169,7 @@ def _env_without_aws() -> dict[str, str]:
 
 def _cli(slice_app: Path, *args: str) -> list[str]:
     return [
-        sys.executable, "-m", "devtools", "--project-dir", str(slice_app),
+        sys.executable, "-m", "chalice_loop", "--project-dir", str(slice_app),
         "--state-dir", str(slice_app / "state"), "invoke", *args, "--lambda-slice",
     ]  # fmt: skip
 

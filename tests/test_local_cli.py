@@ -1,4 +1,4 @@
-"""`python -m devtools` (invoke, up, logs, schedules) end to end, in subprocesses."""
+"""`chalice-loop` (invoke, up, logs, schedules) end to end, in subprocesses."""
 
 import json
 import os
@@ -17,8 +17,8 @@ from typing import Any
 import boto3
 import pytest
 from chalice import Chalice
+from chalice_loop.lambda_runner import LocalLambda
 
-from devtools.local_lambda.lambda_runner import LocalLambda
 from tests.conftest import PROJECT, chalice_project, object_keys, seed_objects, stage_bucket
 
 LAMBDA_BLOCK = re.compile(
@@ -91,7 +91,7 @@ def cli(
     *args: str | Path, env: dict[str, str], stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "devtools", *map(str, args)],
+        [sys.executable, "-m", "chalice_loop", *map(str, args)],
         cwd=PROJECT,
         env=env,
         input=stdin if stdin is not None else "",
@@ -127,7 +127,7 @@ class Running:
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "devtools", *args],
+            [sys.executable, "-m", "chalice_loop", *args],
             cwd=PROJECT,
             env=env,
             stdin=subprocess.PIPE,
@@ -255,7 +255,7 @@ def test_invoke_with_a_bad_payload_exits_1_with_the_field_in_the_error_document(
     assert error["errorType"] == "InvalidEventError"
     assert error["errorMessage"].startswith("source_ip: not an IPv4 or IPv6 address")
     assert any("in parse_source_ip" in frame for frame in error["stackTrace"])
-    assert not any("devtools" in frame for frame in error["stackTrace"])
+    assert not any("chalice_loop" in frame for frame in error["stackTrace"])
     assert "[ERROR] InvalidEventError: source_ip: " in done.stderr
     assert LAMBDA_BLOCK.search(done.stderr) is not None
     assert object_keys(s3, bucket) == []  # nothing written

@@ -7,11 +7,11 @@ from typing import Any
 
 import jsonschema
 import pytest
+from chalice_loop.lambda_runner import LocalLambda
 
 from chalicelib.cleanup import CleanupError, CleanupResult, DeleteFailure
 from chalicelib.metrics import NAMESPACE, cleanup_metrics, document, worker_metrics
 from chalicelib.settings import ConfigurationError
-from devtools.local_lambda.lambda_runner import LocalLambda
 from tests.conftest import PROJECT, SCHEDULED_EVENT, seed_objects
 from tests.emf_schema import check_emf
 from tests.test_local_cli import cli, env_with_endpoint, env_without_aws

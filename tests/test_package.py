@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chalice_loop.embedded_s3 import DEFAULT_REGION, LOCAL_CREDENTIALS
 
 from bench.limits import ZIP_LIMIT_BYTES as ZIP_LIMIT
 from devtools.deploy.merge_template import (
@@ -29,7 +30,6 @@ from devtools.deploy.merge_template import (
     min_retention_days,
     rewire_arn,
 )
-from devtools.local_lambda.embedded_s3 import DEFAULT_REGION, LOCAL_CREDENTIALS
 from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket, stage_config
 from tests.packaging import PSEUDO, STAGES, copy_deployable, evaluate, sam_template
 from tests.runtime_api import Outcome, lambda_runtime, runtime_launch
@@ -520,7 +520,7 @@ def function_env(
 PYTHON_FLAGS = ("-S",)
 # Where each import resolves from (None: not importable) for the runtime.
 IMPORT_PROBES = ("chalice", "chalice.cli", "boto3", "botocore", "awslambdaric")
-IMPORT_PROBES += ("moto", "pytest", "devtools", "tests")
+IMPORT_PROBES += ("moto", "pytest", "devtools", "chalice_loop", "tests")
 PROBE = """import importlib.util, json, sys
 def origin(name):
     try:
@@ -604,7 +604,9 @@ def test_the_zips_runtime_imports_only_the_zip_and_the_runtimes_libraries(
     for name in ("boto3", "botocore", "awslambdaric"):
         assert modules[name].startswith(str(runtime_libs)), (name, modules[name])
     assert modules["chalice.cli"] is None  # chalice's CLI is not in the zip
-    assert [modules[m] for m in ("moto", "pytest", "devtools", "tests")] == [None] * 4
+    assert [modules[m] for m in ("moto", "pytest", "devtools", "chalice_loop", "tests")] == [
+        None
+    ] * 5
 
 
 def test_zip_cleanup_runs_as_lambda_and_empties_the_bucket(

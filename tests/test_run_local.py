@@ -23,7 +23,7 @@ LAMBDA_BLOCK = re.compile(
 
 def run_local(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "devtools.local_lambda.run_local"],
+        [sys.executable, "-m", "devtools.run_local"],
         cwd=PROJECT,
         env=env,
         capture_output=True,

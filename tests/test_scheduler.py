@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from chalice import Blueprint, Chalice, Cron, Rate
 from chalice.app import CloudWatchEvent
-
-from devtools.local_lambda.scheduler import (
+from chalice_loop.scheduler import (
     Schedule,
     ScheduleError,
     Scheduler,

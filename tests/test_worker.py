@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from chalice.test import Client
+from chalice_loop.lambda_runner import LocalLambda
 
 from chalicelib.settings import ConfigurationError
 from chalicelib.worker_event import InvalidEventError
-from devtools.local_lambda.lambda_runner import LocalLambda
 from tests.conftest import PROJECT, object_keys
 
 KEY = re.compile(r"reports/(\d{4}-\d{2}-\d{2})/([0-9a-f-]{36})\.json")

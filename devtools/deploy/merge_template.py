@@ -34,6 +34,7 @@ from typing import Any
 
 from chalice.config import Config
 from chalice.utils import to_cfn_resource_name
+from chalice_loop import naming
 
 from chalicelib.settings import parse_duration
 
@@ -75,12 +76,12 @@ def function_config(config: dict[str, Any], stage: str, function: str) -> Config
 
 def function_name(config: dict[str, Any], stage: str, function: str) -> str:
     """The deployed name: ``<app>-<stage>-<function>``, as chalice names it."""
-    return f"{config['app_name']}-{stage}-{function}"
+    return naming.deployed_name(config["app_name"], stage, function)
 
 
 def failure_queue_name(config: dict[str, Any], stage: str) -> str:
     """The cleanup's on-failure queue, as ``infra/ops.json`` names it."""
-    return f"{function_name(config, stage, CLEANUP)}-failures"
+    return naming.failure_queue_name(config["app_name"], stage, CLEANUP)
 
 
 def min_retention_days(config: dict[str, Any], stage: str) -> int:

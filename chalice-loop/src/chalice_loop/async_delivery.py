@@ -5,8 +5,9 @@ and, when a run fails (the handler raised, or it timed out), runs the same event
 again with the same request id, 1 minute after the first attempt and 2 minutes
 after the second, at most ``MaximumRetryAttempts`` times (0-2) and only while the
 event is younger than ``MaximumEventAgeInSeconds`` (60-21,600). Both come from the
-function's ``EventInvokeConfig`` in infra/lambda_settings.json; a function without
-one gets Lambda's defaults (2 retries, 6 hours). After the last attempt the event
+function's ``EventInvokeConfig`` in the file ``up --lambda-settings`` names
+(``{"<function>": {"EventInvokeConfig": {...}}}``); a function without one gets
+Lambda's defaults (2 retries, 6 hours). After the last attempt the event
 goes to the on-failure destination as an invocation record
 (docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
 
@@ -25,7 +26,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
-from devtools.local_lambda.lambda_runner import deployed_name, lambda_time
+from chalice_loop.lambda_runner import lambda_time
 
 LAMBDA_RETRY_DELAYS_S = (60, 120)  # before the first retry, before the second
 DEFAULT_RETRY_ATTEMPTS = 2
@@ -33,14 +34,13 @@ DEFAULT_MAX_EVENT_AGE_S = 21_600
 RETRY_ATTEMPTS_RANGE = (0, 2)  # what Lambda's API accepts
 EVENT_AGE_RANGE_S = (60, 21_600)
 DEFAULT_DELAY_SCALE = Fraction(1, 60)
-SETTINGS_FILE = Path("infra") / "lambda_settings.json"
 FAILURES_FILE = "failures.jsonl"
 RETRIES_EXHAUSTED = "RetriesExhausted"
 EVENT_AGE_EXCEEDED = "EventAgeExceeded"
 
 
 class SettingsError(ValueError):
-    """infra/lambda_settings.json holds something Lambda would refuse."""
+    """The Lambda settings file holds something Lambda would refuse."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,10 @@ def _setting(config: Mapping[str, Any], name: str, default: int, bounds: tuple[i
     return value
 
 
-def retry_policy(settings_path: Path, function_name: str) -> RetryPolicy:
+def retry_policy(settings_path: Path | None, function_name: str) -> RetryPolicy:
     """The function's EventInvokeConfig from ``settings_path``, else Lambda's defaults."""
+    if settings_path is None:
+        return RetryPolicy(source="Lambda's defaults: no --lambda-settings")
     if not settings_path.is_file():
         return RetryPolicy(source=f"Lambda's defaults: no {settings_path}")
     try:
@@ -190,11 +192,6 @@ class AsyncQueue:
 def function_arn(region: str, account: str, deployed: str) -> str:
     """The unqualified function's ARN as Lambda writes it in a record (``$LATEST``)."""
     return f"arn:aws:lambda:{region}:{account}:function:{deployed}:$LATEST"
-
-
-def destination_name(app_name: str, stage: str, function_name: str) -> str:
-    """The on-failure SQS queue's name (infra/ops.json names the cleanup's this way)."""
-    return f"{deployed_name(app_name, stage, function_name)}-failures"
 
 
 def invocation_record(

@@ -24,8 +24,8 @@ from chalice import Chalice
 from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 
-from devtools.local_lambda.async_delivery import FAILURES_FILE, SETTINGS_FILE
-from devtools.local_lambda.embedded_s3 import (
+from chalice_loop.async_delivery import FAILURES_FILE
+from chalice_loop.embedded_s3 import (
     PortInUseError,
     embedded_s3,
     ensure_region,
@@ -92,10 +92,6 @@ class Project:
     def failures_path(self) -> Path:
         """The local on-failure destination of ``up``'s asynchronous events."""
         return self.state_dir / FAILURES_FILE
-
-    @property
-    def lambda_settings_path(self) -> Path:
-        return self.project_dir / SETTINGS_FILE
 
     def load_app(self) -> Chalice:
         """Import app.py the way ``chalice local`` does, with the stage's environment."""

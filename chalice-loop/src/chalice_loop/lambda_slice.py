@@ -9,7 +9,7 @@ child process that:
    quota yet (the parent created both, nested under the parent's own cgroups);
 2. imports the app at full speed (the init burst), and times that;
 3. sets its CPU quota to ``min(memory, 1769) / 1769`` of one CPU, and only then
-   invokes the handler through :class:`devtools.local_lambda.lambda_runner.LocalLambda`, so the
+   invokes the handler through :class:`chalice_loop.lambda_runner.LocalLambda`, so the
    REPORT's Duration is the handler's under the slice.
 
 cgroup v2 (``cpu.max``, ``memory.max``) or v1 (``cpu.cfs_quota_us``,
@@ -18,7 +18,7 @@ or ``$LAMBDA_SLICE_CGROUP_ROOT``. The parent removes every cgroup it created,
 also on errors and Ctrl-C. Where cgroups cannot be written, it says so in one
 line and runs the function unconfined, and the REPORT says ``unconfined``.
 
-Run as ``python -m devtools.local_lambda.lambda_slice`` the module is that child: a JSON spec
+Run as ``python -m chalice_loop.lambda_slice`` the module is that child: a JSON spec
 on stdin, JSON lines on the file descriptor the spec names.
 """
 
@@ -39,14 +39,13 @@ from typing import Any
 
 from chalice.cli.factory import CLIFactory
 
-from devtools.local_lambda.lambda_runner import Invocation, LogEvent, function_settings
+from chalice_loop.lambda_runner import Invocation, LogEvent, function_settings
 
 MB_PER_VCPU = 1769  # AWS: "at 1,769 MB, a function has the equivalent of one vCPU"
 PERIOD_US = 100_000  # the CFS period (Linux's default); the quota is a share of it
 CGROUP_ROOT_ENV = "LAMBDA_SLICE_CGROUP_ROOT"
 DEFAULT_CGROUP_ROOT = Path("/sys/fs/cgroup")
 NAME_PREFIX = "lambda-slice-"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def cpu_share(memory_mb: int) -> float:
@@ -317,11 +316,8 @@ def _run_child(run: SliceRun, spec: dict[str, Any], env: Any, group: Cgroups | N
     read_fd, write_fd = os.pipe()
     spec["fd"] = write_fd
     child_env = dict(os.environ) | (env or {})
-    child_env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO), *filter(None, [child_env.get("PYTHONPATH")])]
-    )
     child = subprocess.Popen(
-        [sys.executable, "-m", "devtools.local_lambda.lambda_slice"],
+        [sys.executable, "-m", "chalice_loop.lambda_slice"],
         stdin=subprocess.PIPE,
         pass_fds=(write_fd,),
         cwd=spec["project_dir"],
@@ -392,7 +388,7 @@ def _died(run: SliceRun, since: float, group: Cgroups | None, spec: dict) -> Sli
         f"RequestId: {request_id} Error: Runtime exited with error: {run.exit_status}"
     )
     if spec["logs_path"]:
-        from devtools.local_lambda.local_logs import LogStore
+        from chalice_loop.local_logs import LogStore
 
         LogStore(Path(spec["logs_path"])).append(invocation, spec["stage"])
     return SlicedInvocation(
@@ -417,8 +413,8 @@ def _child() -> None:
             sys.exit(f"lambda_slice: not a member of {missing} after joining")
     started = time.perf_counter()
     with _quiet_stdout():
-        from devtools.local_lambda.lambda_runner import LocalLambda
-        from devtools.local_lambda.local_logs import LogStore
+        from chalice_loop.lambda_runner import LocalLambda
+        from chalice_loop.local_logs import LogStore
 
         factory = CLIFactory(spec["project_dir"])
         config = factory.create_config_obj(

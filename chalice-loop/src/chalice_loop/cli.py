@@ -1,10 +1,10 @@
 """A local Lambda loop for any Chalice app, with no Docker and no AWS account.
 
-    python -m devtools invoke NAME [--stage S] [--payload JSON]   (or payload on stdin)
-    python -m devtools up [--stage S] [--port P] [--fire-now NAME] [--retry-delay-scale X]
-    python -m devtools logs [-n NAME] [--follow] [--json]
-    python -m devtools failures [-n NAME] [--stage S] [--json]
-    python -m devtools schedules [--stage S]
+    chalice-loop invoke NAME [--stage S] [--payload JSON]   (or payload on stdin)
+    chalice-loop up [--stage S] [--port P] [--fire-now NAME] [--retry-delay-scale X]
+    chalice-loop logs [-n NAME] [--follow] [--json]
+    chalice-loop failures [-n NAME] [--stage S] [--json]
+    chalice-loop schedules [--stage S]
 
 ``--project-dir`` (default: the current directory) picks the app. Exit status:
 0 success, 1 the function failed or timed out, 2 bad input (nothing was run).
@@ -22,7 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
-from devtools.local_lambda.async_delivery import (
+from chalice_loop.async_delivery import (
     DEFAULT_DELAY_SCALE,
     EVENT_AGE_EXCEEDED,
     FAILURES_FILE,
@@ -32,17 +32,16 @@ from devtools.local_lambda.async_delivery import (
     FailureStore,
     RetryPolicy,
     SettingsError,
-    destination_name,
     function_arn,
     invocation_record,
     parse_scale,
     print_failure,
     retry_policy,
 )
-from devtools.local_lambda.lambda_runner import Invocation, LocalLambda, deployed_name
-from devtools.local_lambda.lambda_slice import run_in_slice
-from devtools.local_lambda.local_logs import LogFilter, LogStore, print_records
-from devtools.local_lambda.local_stack import (
+from chalice_loop.lambda_runner import Invocation, LocalLambda
+from chalice_loop.lambda_slice import run_in_slice
+from chalice_loop.local_logs import LogFilter, LogStore, print_records
+from chalice_loop.local_stack import (
     DEFAULT_PORT,
     LOG_FILE,
     Project,
@@ -55,7 +54,8 @@ from devtools.local_lambda.local_stack import (
     s3_for_up,
     write_state,
 )
-from devtools.local_lambda.scheduler import (
+from chalice_loop.naming import deployed_name, failure_queue_name
+from chalice_loop.scheduler import (
     LOCAL_ACCOUNT_ID,
     Schedule,
     ScheduleError,
@@ -210,13 +210,13 @@ class _Stack:
         app, stage = self.project.app_name, self.project.stage
         deployed = deployed_name(app, stage, event.function_name)
         arn = function_arn(self.region, LOCAL_ACCOUNT_ID, deployed)
-        destination = destination_name(app, stage, event.function_name)
+        destination = failure_queue_name(app, stage, event.function_name)
         record = invocation_record(event, condition, arn, _utc_now())
         self.failures.send(event.function_name, stage, destination, record)
         print(
             f"-> {condition} after {event.attempts} attempt(s): {event.function_name} request "
             f"{event.request_id} sent to the on-failure destination {destination} "
-            f"({self.failures.path}); `python -m devtools failures` shows it"
+            f"({self.failures.path}); `chalice-loop failures` shows it"
         )
 
     def drop_pending(self) -> None:
@@ -266,7 +266,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                     raise UsageError(f"--fire-now {name}: the app has no schedule named {name!r}")
             scheduler = _scheduler(schedules)
             delivery = AsyncQueue(
-                _retry_policies(project, schedules), _utc_now, args.retry_delay_scale
+                _retry_policies(project, args.lambda_settings, schedules),
+                _utc_now,
+                args.retry_delay_scale,
             )
             if s3.embedded:
                 buckets = project.bucket_names()
@@ -288,9 +290,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _retry_policies(project: Project, schedules: list[Schedule]) -> dict[str, RetryPolicy]:
+def _retry_policies(
+    project: Project, settings: Path | None, schedules: list[Schedule]
+) -> dict[str, RetryPolicy]:
+    path = None if settings is None else project.project_dir / settings
     try:
-        return {s.name: retry_policy(project.lambda_settings_path, s.name) for s in schedules}
+        return {s.name: retry_policy(path, s.name) for s in schedules}
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
 
@@ -411,7 +416,7 @@ def _scale(text: str) -> Fraction:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m devtools",
+        prog="chalice-loop",
         description="Local Lambda loop for a Chalice app: invoke, up, logs, failures, schedules.",
     )
     parser.add_argument(
@@ -444,6 +449,14 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="embedded S3 + a scheduler firing the app's schedules")
     up.add_argument("--stage", default="dev")
     up.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    up.add_argument(
+        "--lambda-settings",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="JSON of each function's EventInvokeConfig ({NAME: {EventInvokeConfig: ...}}), "
+        "relative to --project-dir; default: Lambda's defaults (2 retries, 6 hours)",
+    )
     up.add_argument(
         "--fire-now",
         action="append",

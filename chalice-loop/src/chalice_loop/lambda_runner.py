@@ -32,7 +32,9 @@ from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
 from chalice.local import LambdaContext
 from chalice.test import FunctionNotFoundError, InvokeResponse, TestLambdaClient
 
-_DEVTOOLS = str(Path(__file__).resolve().parent)
+from chalice_loop.naming import deployed_name
+
+_TOOL_DIR = str(Path(__file__).resolve().parent)
 
 
 class MarshalError(Exception):
@@ -49,11 +51,6 @@ def function_settings(config: Config, function: str) -> tuple[int, int]:
         scoped.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
         scoped.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
     )
-
-
-def deployed_name(app_name: str, stage: str, function_name: str) -> str:
-    """The Lambda function ``chalice deploy`` creates: ``<app>-<stage>-<function>``."""
-    return f"{app_name}-{stage}-{function_name}"
 
 
 def lambda_time(moment: datetime) -> str:
@@ -152,7 +149,7 @@ def _stack_trace(error: BaseException) -> list[str]:
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
-        if not frame.filename.startswith(_DEVTOOLS)
+        if not frame.filename.startswith(_TOOL_DIR)
     ]
     return traceback.format_list(frames)
 

@@ -20,6 +20,8 @@ from chalice import Chalice
 from chalice.app import ScheduledEventConfig, ScheduleExpression
 from cron_descriptor import ExpressionDescriptor, Options
 
+from chalice_loop.naming import rule_name
+
 # No AWS account locally: moto's default account id, as in events/scheduled.json.
 LOCAL_ACCOUNT_ID = "123456789012"
 
@@ -42,7 +44,7 @@ class Schedule:
 
     def rule_name(self, app_name: str, stage: str) -> str:
         """The EventBridge rule ``chalice deploy`` creates (chalice/deploy/appgraph.py)."""
-        return f"{app_name}-{stage}-{self.name}-event"
+        return rule_name(app_name, stage, self.name)
 
 
 def app_schedules(app: Chalice) -> list[Schedule]:

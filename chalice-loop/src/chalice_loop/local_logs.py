@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from devtools.local_lambda.lambda_runner import Invocation, lambda_time
+from chalice_loop.lambda_runner import Invocation, lambda_time
 
 LAMBDA_PREFIXES = ("START RequestId", "END RequestId", "REPORT RequestId")
 

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from chalice_loop import LocalLambda, embedded_s3, ensure_region, point_aws_at
 
-from devtools.local_lambda.embedded_s3 import embedded_s3, ensure_region, point_aws_at
-
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _step(title: str) -> None:
@@ -53,7 +52,6 @@ def _show_metrics(invocation: Any) -> None:
 
 def run(stage: str) -> None:
     from app import app  # imported only once the endpoint is configured
-    from devtools.local_lambda.lambda_runner import LocalLambda
 
     local = LocalLambda(app, stage=stage, project_dir=str(PROJECT))
     bucket = local.config.scope(stage, "worker").environment_variables["BUCKET"]
