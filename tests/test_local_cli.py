@@ -245,7 +245,7 @@ def test_make_up_serves_s3_fires_on_request_and_stops_on_sigint(tmp_path, runnin
     config = json.loads((PROJECT / settings).read_text())["cleanup"]["EventInvokeConfig"]
     retries, age = config["MaximumRetryAttempts"], config["MaximumEventAgeInSeconds"]
     assert f"  cleanup  {retries} {'retry' if retries == 1 else 'retries'} after " in up.output
-    assert f", max event age {age / 60:g} s ({PROJECT / settings})" in up.output
+    assert f", max event age {age / 60:g} s ({settings})" in up.output  # cwd: PROJECT
     assert json.loads((tmp_path / "up.json").read_text())["endpoint"] == endpoint
     follow = running("--state-dir", tmp_path, "logs", "--follow", "-n", "worker", env=env)
 

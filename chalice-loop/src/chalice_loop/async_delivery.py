@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chalice_loop.lambda_runner import lambda_time
+from chalice_loop.paths import shown
 
 LAMBDA_RETRY_DELAYS_S = (60, 120)  # before the first retry, before the second
 DEFAULT_RETRY_ATTEMPTS = 2
@@ -70,25 +71,26 @@ def retry_policy(settings_path: Path | None, function_name: str) -> RetryPolicy:
     """The function's EventInvokeConfig from ``settings_path``, else Lambda's defaults."""
     if settings_path is None:
         return RetryPolicy(source="Lambda's defaults: no --lambda-settings")
+    where = shown(settings_path)
     if not settings_path.is_file():
-        return RetryPolicy(source=f"Lambda's defaults: no {settings_path}")
+        return RetryPolicy(source=f"Lambda's defaults: no {where}")
     try:
         settings = json.loads(settings_path.read_text())
     except json.JSONDecodeError as exc:
-        raise SettingsError(f"{settings_path}: not valid JSON: {exc}") from None
+        raise SettingsError(f"{where}: not valid JSON: {exc}") from None
     config = (settings.get(function_name) or {}).get("EventInvokeConfig")
     if config is None:
-        return RetryPolicy(source=f"Lambda's defaults: no EventInvokeConfig in {settings_path}")
+        return RetryPolicy(source=f"Lambda's defaults: no EventInvokeConfig in {where}")
     try:
         return RetryPolicy(
             _setting(config, "MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS, RETRY_ATTEMPTS_RANGE),
             _setting(
                 config, "MaximumEventAgeInSeconds", DEFAULT_MAX_EVENT_AGE_S, EVENT_AGE_RANGE_S
             ),
-            str(settings_path),
+            where,
         )
     except SettingsError as exc:
-        raise SettingsError(f"{settings_path}: {function_name}.EventInvokeConfig: {exc}") from None
+        raise SettingsError(f"{where}: {function_name}.EventInvokeConfig: {exc}") from None
 
 
 def parse_scale(text: str) -> Fraction:

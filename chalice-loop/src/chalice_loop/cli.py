@@ -64,6 +64,7 @@ from chalice_loop.local_stack import (
     resolve_state_dir,
     write_state,
 )
+from chalice_loop.paths import shown
 from chalice_loop.scheduler import (
     Schedule,
     ScheduleError,
@@ -214,8 +215,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             _print_handlers(project, handlers, scheduler, http_url, aws.embedded)
             _print_delivery(delivery, asynchronous)
             print(
-                "Type a handler's name and Enter to fire it now (a schedule) or send it its "
-                "sample event; Ctrl-C stops.",
+                "Type a handler's name and Enter to fire it (a schedule) or send it its sample "
+                "event; Ctrl-C stops.",
                 flush=True,
             )
             sources.start(up.submit, up.run_batch_later)
@@ -259,13 +260,14 @@ def _print_delivery(queue: AsyncQueue, functions: list[str]) -> None:
         f"asynchronous delivery as Lambda's, its delays and event age scaled by "
         f"{queue.scale} (--retry-delay-scale):"
     )
+    width = max(len(name) for name in functions)
     for name in functions:
         policy = queue.policy(name)
         delays = [f"{queue.scaled(d):g} s" for d in LAMBDA_RETRY_DELAYS_S]
         delays = delays[: policy.max_retry_attempts]
         retries = "retry" if policy.max_retry_attempts == 1 else "retries"
         print(
-            f"  {name}  {policy.max_retry_attempts} {retries}"
+            f"  {name:<{width}}  {policy.max_retry_attempts} {retries}"
             f"{' after ' + ', '.join(delays) if delays else ''}, max event age "
             f"{queue.scaled(policy.max_event_age_s):g} s ({policy.source})"
         )
@@ -298,7 +300,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
             print_records(store.follow(selection), sys.stdout, with_function, args.json)
         return 0
     if not store.path.exists():
-        print(f"no local logs yet ({store.path}): run invoke or up first", file=sys.stderr)
+        print(f"no local logs yet ({shown(store.path)}): run invoke or up first", file=sys.stderr)
         return 0
     print_records(store.read(selection), sys.stdout, with_function, args.json)
     return 0
@@ -307,7 +309,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_failures(args: argparse.Namespace) -> int:
     store = FailureStore(resolve_state_dir(args.project_dir, args.state_dir) / FAILURES_FILE)
     if not store.path.exists():
-        print(f"no failed events yet ({store.path}): `up` writes them there", file=sys.stderr)
+        print(
+            f"no failed events yet ({shown(store.path)}): `up` writes them there", file=sys.stderr
+        )
         return 0
     for line in store.read(args.name, args.stage):
         if args.json:

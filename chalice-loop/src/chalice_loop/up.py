@@ -50,6 +50,7 @@ from chalice_loop.lambda_runner import Invocation, LocalLambda
 from chalice_loop.local_logs import LogStore
 from chalice_loop.local_stack import Project, region
 from chalice_loop.naming import deployed_name, failure_queue_name, rule_name
+from chalice_loop.paths import shown
 from chalice_loop.scheduler import LOCAL_ACCOUNT_ID, Scheduler, event_time, scheduled_event
 
 MAX_IDLE_S = 30.0  # `up` re-reads the clock at least this often
@@ -218,7 +219,7 @@ class Stack:
         print(
             f"-> {condition} after {event.attempts} attempt(s): {event.function_name} request "
             f"{event.request_id} sent to the on-failure destination {destination} "
-            f"({self.failures.path}); `chalice-loop failures` shows it"
+            f"({shown(self.failures.path)}); `chalice-loop failures` shows it"
         )
 
     # -- the loop
@@ -312,21 +313,21 @@ def how_fired(
     if kind == SCHEDULE:
         upcoming = scheduler.next_fire(handler.name)
         shown = event_time(upcoming) if upcoming else "never"
-        return f"next {shown}; typing its name fires it now"
+        return f"next {shown}; typed: fires now"
     if kind == LAMBDA_FUNCTION:
-        return "`chalice-loop invoke NAME` (typing its name invokes it with {})"
-    sample = "typing its name sends its sample event"
+        return "`chalice-loop invoke NAME`; typed: invoked with {}"
+    sample = "typed: its sample event"
     if kind == "s3":
         if not s3_embedded:
             return (
-                "NOT FIRED: S3 is the endpoint in AWS_ENDPOINT_URL_S3, which does not "
-                f"notify the embedded endpoint; {sample}"
+                "NOT FIRED: S3 is the endpoint in AWS_ENDPOINT_URL_S3, which cannot notify "
+                f"the embedded endpoint; {sample}"
             )
-        return f"objects written to or deleted from the bucket, as S3 notifies; {sample}"
+        return f"writes and deletes in the bucket, as S3 notifies them; {sample}"
     if kind == SQS:
-        return f"messages sent to the queue, polled as Lambda's event source mapping; {sample}"
+        return f"messages sent to the queue, polled as Lambda polls it; {sample}"
     if kind == "sns":
-        return f"messages published to the topic; {sample}"
+        return f"publishes to the topic; {sample}"
     if kind == "eventbridge":
-        return f"PutEvents on the default bus, matched by EventBridge's rule; {sample}"
+        return f"PutEvents on the default bus that the rule matches; {sample}"
     return "?"
