@@ -29,7 +29,7 @@ def on_upload(event):
 )
 def on_order(event):
     orders = [json.loads(record.body) for record in event]
-    app.log.info("%d order(s): %s", len(orders), [order["id"] for order in orders])
+    app.log.info("%d order(s): %s", len(orders), [order.get("id") for order in orders])
 
 
 @app.on_sns_message(topic="shop-alerts", name="on_alert")

@@ -34,6 +34,7 @@ from chalice.local import LambdaContext
 from chalice.test import FunctionNotFoundError
 
 from chalice_loop.naming import deployed_name
+from chalice_loop.paths import shown
 
 _TOOL_DIR = str(Path(__file__).resolve().parent)
 
@@ -146,9 +147,9 @@ class Invocation:
 
 def _stack_trace(error: BaseException) -> list[str]:
     """The traceback from the handler down, without this runner's own frames
-    (Lambda's starts at the handler too)."""
+    (Lambda's starts at the handler too), paths relative to the working directory."""
     frames = [
-        frame
+        traceback.FrameSummary(shown(frame.filename), frame.lineno, frame.name, line=frame.line)
         for frame in traceback.extract_tb(error.__traceback__)
         if not frame.filename.startswith(_TOOL_DIR)
     ]
