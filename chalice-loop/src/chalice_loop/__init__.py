@@ -16,36 +16,40 @@ the package is internal and may change.
   ``chalice deploy`` gives what it creates, and the on-failure queue's.
 """
 
-from chalice_loop.cli import build_parser
-from chalice_loop.embedded_s3 import (
-    DEFAULT_REGION,
-    LOCAL_CREDENTIALS,
-    embedded_aws,
-    embedded_s3,
-    ensure_region,
-    point_aws_at,
-)
-from chalice_loop.lambda_runner import Invocation, LocalLambda, LogEvent, function_settings
-from chalice_loop.lambda_slice import MB_PER_VCPU, SliceRun, cpu_share, run_in_slice
-from chalice_loop.naming import deployed_name, failure_queue_name, rule_name
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEFAULT_REGION",
-    "LOCAL_CREDENTIALS",
-    "MB_PER_VCPU",
-    "Invocation",
-    "LocalLambda",
-    "LogEvent",
-    "SliceRun",
-    "build_parser",
-    "cpu_share",
-    "deployed_name",
-    "embedded_aws",
-    "embedded_s3",
-    "ensure_region",
-    "failure_queue_name",
-    "function_settings",
-    "point_aws_at",
-    "rule_name",
-    "run_in_slice",
-]
+# Each public name and the module it lives in, imported on first use: `import
+# chalice_loop` stays cheap, and the Lambda-slice child (``python -m
+# chalice_loop.lambda_slice``) loads only what it runs, not moto's server.
+_EXPORTS = {
+    "DEFAULT_REGION": "embedded_s3",
+    "LOCAL_CREDENTIALS": "embedded_s3",
+    "MB_PER_VCPU": "lambda_slice",
+    "Invocation": "lambda_runner",
+    "LocalLambda": "lambda_runner",
+    "LogEvent": "lambda_runner",
+    "SliceRun": "lambda_slice",
+    "build_parser": "cli",
+    "cpu_share": "lambda_slice",
+    "deployed_name": "naming",
+    "embedded_aws": "embedded_s3",
+    "embedded_s3": "embedded_s3",
+    "ensure_region": "embedded_s3",
+    "failure_queue_name": "naming",
+    "function_settings": "lambda_runner",
+    "point_aws_at": "embedded_s3",
+    "rule_name": "naming",
+    "run_in_slice": "lambda_slice",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'chalice_loop' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"chalice_loop.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
