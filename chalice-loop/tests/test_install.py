@@ -82,3 +82,15 @@ def test_the_folder_builds_a_wheel_that_installs_alone_and_runs_an_app(tmp_path)
     result = json.loads(done.stdout)
     assert result["hello"] == "fresh venv" and 3000 < result["remaining"] <= 9000
     print(f"wheel built and installed with its dependencies in {installed:.1f} s")
+
+
+def test_every_public_name_is_what_it_says_and_the_package_loads_no_server():
+    probe = (
+        "import sys, chalice_loop; assert 'moto.server' not in sys.modules; "
+        "import chalice_loop.embedded_s3; from chalice_loop import *; "
+        "assert callable(embedded_s3) and callable(LocalLambda) and callable(build_parser); "
+        "print(sorted(n for n in chalice_loop.__all__ if not hasattr(chalice_loop, n)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -19,12 +19,21 @@ the package is internal and may change.
 import importlib
 from typing import Any
 
+# Bound here, not on first use: the function ``embedded_s3`` shares its name with its
+# module, which would otherwise shadow it once imported. The module is cheap to import.
+from chalice_loop.embedded_s3 import (
+    DEFAULT_REGION,
+    LOCAL_CREDENTIALS,
+    embedded_aws,
+    embedded_s3,
+    ensure_region,
+    point_aws_at,
+)
+
 # Each public name and the module it lives in, imported on first use: `import
 # chalice_loop` stays cheap, and the Lambda-slice child (``python -m
 # chalice_loop.lambda_slice``) loads only what it runs, not moto's server.
 _EXPORTS = {
-    "DEFAULT_REGION": "embedded_s3",
-    "LOCAL_CREDENTIALS": "embedded_s3",
     "MB_PER_VCPU": "lambda_slice",
     "Invocation": "lambda_runner",
     "LocalLambda": "lambda_runner",
@@ -33,16 +42,31 @@ _EXPORTS = {
     "build_parser": "cli",
     "cpu_share": "lambda_slice",
     "deployed_name": "naming",
-    "embedded_aws": "embedded_s3",
-    "embedded_s3": "embedded_s3",
-    "ensure_region": "embedded_s3",
     "failure_queue_name": "naming",
     "function_settings": "lambda_runner",
-    "point_aws_at": "embedded_s3",
     "rule_name": "naming",
     "run_in_slice": "lambda_slice",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "DEFAULT_REGION",
+    "LOCAL_CREDENTIALS",
+    "MB_PER_VCPU",
+    "Invocation",
+    "LocalLambda",
+    "LogEvent",
+    "SliceRun",
+    "build_parser",
+    "cpu_share",
+    "deployed_name",
+    "embedded_aws",
+    "embedded_s3",
+    "ensure_region",
+    "failure_queue_name",
+    "function_settings",
+    "point_aws_at",
+    "rule_name",
+    "run_in_slice",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,8 +10,6 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from moto.server import ThreadedMotoServer
-
 # Fake credentials for the embedded server only; never used against a real endpoint.
 LOCAL_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local-embedded-s3",
@@ -46,6 +44,8 @@ def embedded_aws(port: int = 0) -> Iterator[str]:
     """Run moto's server on 127.0.0.1 (a free port unless given); yield its URL.
 
     Raises :class:`PortInUseError` at once if the given port is taken."""
+    from moto.server import ThreadedMotoServer  # here: importing this module stays cheap
+
     if port:
         ensure_port_free(port)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
