@@ -19,7 +19,7 @@ import requests
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from chalice_loop.embedded_s3 import embedded_s3, point_aws_at  # noqa: E402
+from chalice_loop import LocalLambda, embedded_s3, point_aws_at  # noqa: E402
 
 SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
 
@@ -133,21 +133,16 @@ def lambda_handler(app_module: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
     functions under awslambdaric. ``chalice.test.Client`` swaps ``os.environ``
     around every invoke, which races between threads; here the dev stage's
     environment is set once for the test, and each call gets its own
-    ``LambdaContext`` from ``ConfiguredLambdaClient`` (its own request id, the
-    stage's timeout and memory size).
+    ``LambdaContext`` from ``LocalLambda.context`` (its own request id, the
+    stage's timeout and memory size) through ``LocalLambda.call``.
     """
-    from chalice.cli.factory import CLIFactory
-    from chalice_loop.lambda_runner import ConfiguredLambdaClient
-
-    config = CLIFactory(str(PROJECT)).create_config_obj(chalice_stage_name="dev")
-    for name, value in config.environment_variables.items():
+    local = LocalLambda(app_module.app, stage="dev", project_dir=str(PROJECT))
+    for name, value in local.config.environment_variables.items():
         monkeypatch.setenv(name, value)
-    client = ConfiguredLambdaClient(app_module.app, config)
 
     def invoke(function_name: str, payload: Any, request_id: str | None = None) -> Any:
         request_id = str(uuid.uuid4()) if request_id is None else request_id
-        context = client.context_for(function_name, request_id)
-        return client.handler_for(function_name)(payload, context)
+        return local.call(function_name, payload, local.context(function_name, request_id))
 
     return invoke
 

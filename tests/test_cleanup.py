@@ -11,8 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from chalice.cli.factory import CLIFactory
-from chalice_loop.lambda_runner import ConfiguredLambdaClient
+from chalice_loop import LocalLambda
 
 from bench.instrument import RequestCounter, SimulatedRoundTrip
 from chalicelib.cleanup import (
@@ -411,7 +410,7 @@ def test_a_run_with_time_for_a_list_and_a_delete_makes_progress(s3_child_endpoin
     assert client.list_objects_v2(Bucket="deadline-progress")["KeyCount"] == 0
 
 
-def short_timeout_client(app_module, tmp_path, seconds: int) -> ConfiguredLambdaClient:
+def short_timeout_lambda(app_module, tmp_path, seconds: int) -> LocalLambda:
     """The dev stage with ``lambda_timeout`` set to ``seconds``, from a copy of .chalice/."""
     shutil.copytree(PROJECT / ".chalice", tmp_path / ".chalice")
     config_file = tmp_path / ".chalice" / "config.json"
@@ -420,8 +419,7 @@ def short_timeout_client(app_module, tmp_path, seconds: int) -> ConfiguredLambda
     for function in config.get("lambda_functions", {}).values():
         function["lambda_timeout"] = seconds
     config_file.write_text(json.dumps(config))
-    chalice_config = CLIFactory(str(tmp_path)).create_config_obj(chalice_stage_name="dev")
-    return ConfiguredLambdaClient(app_module.app, chalice_config)
+    return LocalLambda(app_module.app, stage="dev", project_dir=str(tmp_path))
 
 
 def test_a_bucket_too_big_for_one_run_is_emptied_by_the_next_runs(
@@ -437,14 +435,15 @@ def test_a_bucket_too_big_for_one_run_is_emptied_by_the_next_runs(
     s3_child.seed(None, bucket, count, "reports/seed/")
     SimulatedRoundTrip(0.25).attach(client)
     monkeypatch.setattr(app_module, "S3", client)
-    lambda_client = short_timeout_client(app_module, tmp_path, seconds=3)
+    local = short_timeout_lambda(app_module, tmp_path, seconds=3)
+    for name, value in local.environment("cleanup").items():
+        monkeypatch.setenv(name, value)
     runs = []
     with caplog.at_level(logging.INFO, logger=app_module.app.log.name):
         while not runs or not runs[-1][0]["complete"]:
             assert len(runs) < 15, f"no progress: {runs}"
-            summary, context = lambda_client.invoke_with_context(
-                "cleanup", SCHEDULED_EVENT, str(uuid.uuid4())
-            )
+            context = local.context("cleanup")
+            summary = local.call("cleanup", SCHEDULED_EVENT, context)
             runs.append((summary, context.get_remaining_time_in_millis()))
     first = runs[0][0]
     assert first["complete"] is False and 0 < first["deleted"] < count

@@ -11,7 +11,7 @@ argparse parsers, paths by the file system.
   make echoes, each ``chalice-loop ...`` (any path, ``.venv/bin/chalice-loop``),
   ``python -m chalice_loop ...`` and ``python -m devtools.<package>.<module> ...``
   (any ``python``, ``.venv/bin/python``, ...) is parsed by that module's
-  ``build_parser()`` (``chalice-loop`` is ``chalice_loop.cli``). A flag,
+  ``build_parser()`` (``chalice-loop``'s is the public ``chalice_loop.build_parser``). A flag,
   subcommand or choice it refuses fails.
 - **paths.** A repo path is a token holding a ``/`` that is relative and
   concrete: no scheme (``s3://``, ``https://``), not absolute or under ``~``,
@@ -154,7 +154,7 @@ def make_targets() -> set[str]:
 
 def parser_for(module: str) -> argparse.ArgumentParser:
     """The argparse parser of a ``python -m`` module, without running it."""
-    name = "chalice_loop.cli" if module in ("chalice-loop", "chalice_loop") else module
+    name = "chalice_loop" if module in ("chalice-loop", "chalice_loop") else module
     builder = getattr(importlib.import_module(name), "build_parser", None)
     if builder is None:
         raise LookupError(f"{name} has no build_parser()")

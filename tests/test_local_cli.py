@@ -1,4 +1,6 @@
-"""`chalice-loop` (invoke, up, logs, schedules) end to end, in subprocesses."""
+"""This app through the installed `chalice-loop` (its CLI only): the worker invoked,
+the cleanup fired by `up` (as `make up` runs it), and the reliability figure of
+failing scheduled runs in `up`. The tool's own tests are in chalice-loop/tests."""
 
 import json
 import os
@@ -16,10 +18,9 @@ from typing import Any
 
 import boto3
 import pytest
-from chalice import Chalice
-from chalice_loop.lambda_runner import LocalLambda
 
 from tests.conftest import PROJECT, chalice_project, object_keys, seed_objects, stage_bucket
+from tests.reliability_figures import record_figures
 
 LAMBDA_BLOCK = re.compile(
     r"START RequestId: (?P<id>[0-9a-f-]{36}) Version: \$LATEST\n"
@@ -28,53 +29,6 @@ LAMBDA_BLOCK = re.compile(
     r"REPORT RequestId: (?P=id)  Duration: [\d.]+ ms  Billed Duration: (?P<billed>\d+) ms  "
     r"Memory Size: (?P<memory>\d+) MB  Max Memory Used: \d+ MB\n"
 )
-
-TINY_APP = """
-import os
-import time
-
-from chalice import Chalice, Cron
-
-app = Chalice(app_name="tiny")
-
-
-@app.lambda_function(name="sleepy")
-def sleepy(event, context):
-    app.log.error("going to sleep")
-    time.sleep(30)  # far past the 1 s lambda_timeout
-    return "woke up"
-
-
-@app.lambda_function(name="clock")
-def clock(event, context):
-    first = context.get_remaining_time_in_millis()
-    time.sleep(0.05)
-    second = context.get_remaining_time_in_millis()
-    return {"first": first, "second": second, "greeting": os.environ.get("GREETING")}
-
-
-@app.schedule(Cron(0, 12, "*", "*", "?", "*"), name="noon")
-def noon(event):
-    return event.to_dict()
-
-
-@app.schedule("cron(0/15 8-17 ? * MON-FRI *)", name="office", description="office hours")
-def office(event):
-    return None
-"""
-
-TINY_CONFIG = {
-    "version": "2.0",
-    "app_name": "tiny",
-    "lambda_timeout": 1,
-    "lambda_memory_size": 256,
-    "stages": {
-        "dev": {
-            "environment_variables": {"GREETING": "hi"},
-            "lambda_functions": {"clock": {"lambda_timeout": 60}},
-        }
-    },
-}
 
 
 def env_without_aws(**extra: str) -> dict[str, str]:
@@ -115,11 +69,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-@pytest.fixture
-def tiny_app(tmp_path: Path) -> Path:
-    return chalice_project(tmp_path / "tiny", TINY_APP, TINY_CONFIG)
 
 
 class Running:
@@ -261,81 +210,17 @@ def test_invoke_with_a_bad_payload_exits_1_with_the_field_in_the_error_document(
     assert object_keys(s3, bucket) == []  # nothing written
 
 
-def test_invoke_refuses_what_it_cannot_run_with_status_2(tiny_app, tmp_path):
-    args = ("--project-dir", tiny_app, "--state-dir", tmp_path, "invoke")
-    not_json = cli(*args, "clock", "--payload", "{oops", env=env_without_aws())
-    assert not_json.returncode == 2
-    assert "the payload is not valid JSON" in not_json.stderr
-    unknown = cli(*args, "nope", env=env_without_aws())
-    assert unknown.returncode == 2
-    assert "no function named 'nope' in the app (functions: clock, noon, office, sleepy)" in (
-        unknown.stderr
-    )
-    stage = cli(*args, "clock", "--stage", "prod", env=env_without_aws())
-    assert stage.returncode == 2
-    assert "stage 'prod' is not in" in stage.stderr and "(stages: dev)" in stage.stderr
-
-
-def test_a_function_running_past_its_timeout_is_reported_as_timed_out(tiny_app, tmp_path):
-    # The handler sleeps 30 s; the command must end after the 1 s timeout, not wait for it.
-    done = cli(
-        "--project-dir", tiny_app, "--state-dir", tmp_path, "invoke", "sleepy",
-        env=env_without_aws(), timeout=20,
-    )  # fmt: skip
-    assert done.returncode == 1, done.stderr
-    block = LAMBDA_BLOCK.search(done.stderr)
-    assert block is not None, done.stderr
-    assert block["billed"] == "1000" and block["memory"] == "256"
-    assert "going to sleep" in block["logs"]
-    timeout_line = re.compile(
-        rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z {block['id']} "
-        r"Task timed out after 1\.00 seconds$",
-        re.MULTILINE,
-    )
-    assert timeout_line.search(done.stderr[block.end() :])
-    assert timeout_line.fullmatch(json.loads(done.stdout)["errorMessage"])
-
-
-def test_remaining_time_counts_down_from_the_configured_timeout(tiny_app, tmp_path):
-    done = cli(
-        "--project-dir", tiny_app, "--state-dir", tmp_path, "invoke", "clock",
-        env=env_without_aws(),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    # The function's own lambda_timeout is 60 s; chalice's test client would say 3,000 ms.
-    assert 3000 < result["second"] < result["first"] <= 60000
-    assert result["greeting"] == "hi"  # the stage's environment variables
-    assert "an ephemeral embedded S3" in done.stderr
-
-
-# -- schedules
-
-
-def test_schedules_lists_expression_description_rule_and_next_three_times(tiny_app):
-    done = cli("--project-dir", tiny_app, "schedules", env=env_without_aws())
-    assert done.returncode == 0, done.stderr
-    noon, office = done.stdout.split("\noffice  ")
-    assert noon.startswith("noon  cron(0 12 * * ? *)\n  At 12:00 (UTC)\n")
-    assert "rule: tiny-dev-noon-event" in noon
-    assert len(re.findall(r"\d{4}-\d\d-\d\dT12:00:00Z", noon)) == 3
-    assert office.startswith("cron(0/15 8-17 ? * MON-FRI *)\n")
-    assert "Every 15 minutes, between 08:00 and 17:59, Monday through Friday (UTC)" in office
-    assert "note: office hours" in office and "rule: tiny-dev-office-event" in office
-    times = re.findall(r"\d{4}-\d\d-\d\dT(\d\d):(\d\d):00Z", office)
-    assert len(times) == 3
-    assert all(8 <= int(h) <= 17 and int(m) % 15 == 0 for h, m in times)
-
-
 # -- up
 
 
 def test_up_fire_now_cleanup_empties_the_bucket(s3_server, s3, bucket, tmp_path, running):
     seed_objects(bucket, 1500)
     up = running(
-        "--state-dir", tmp_path, "up", "--fire-now", "cleanup", env=env_with_endpoint(s3_server)
-    )
+        "--state-dir", tmp_path, "up", "--port", str(free_port()), "--fire-now", "cleanup",
+        env=env_with_endpoint(s3_server),
+    )  # fmt: skip
     output = up.wait_for(r'"deleted": 1500')
+    assert f"S3: the endpoint in AWS_ENDPOINT_URL_S3 at {s3_server}" in output
     assert "rule worker-functions-dev-cleanup-event" in output
     assert LAMBDA_BLOCK.search(output) is not None
     assert object_keys(s3, bucket) == []
@@ -343,14 +228,24 @@ def test_up_fire_now_cleanup_empties_the_bucket(s3_server, s3, bucket, tmp_path,
     assert up.output.rstrip().endswith("stopped")
 
 
-def test_up_serves_s3_on_its_port_fires_on_request_and_stops_on_sigint(tmp_path, running):
+def test_make_up_serves_s3_fires_on_request_and_stops_on_sigint(tmp_path, running):
+    """`up` as `make up` runs it (the Lambda settings file), on a free port."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = env_without_aws()
-    up = running("--state-dir", tmp_path, "up", "--port", str(port), env=env)
-    up.wait_for("Type a schedule name")
-    assert f"embedded S3 (moto server) at {endpoint}" in up.output
-    assert "cleanup  rate(1 day)  next " in up.output
+    settings = "infra/lambda_settings.json"
+    up = running(
+        "--state-dir", tmp_path, "up", "--port", str(port), "--lambda-settings", settings, env=env
+    )
+    up.wait_for("Type a handler's name")
+    assert f"AWS: embedded endpoint (moto server) at {endpoint}" in up.output
+    assert f"buckets: s3://{stage_bucket('dev')}" in up.output
+    assert re.search(r"\n  cleanup +schedule +rate\(1 day\)\n +-> next ", up.output)
+    assert re.search(r"\n  worker +lambda_function ", up.output)
+    config = json.loads((PROJECT / settings).read_text())["cleanup"]["EventInvokeConfig"]
+    retries, age = config["MaximumRetryAttempts"], config["MaximumEventAgeInSeconds"]
+    assert f"  cleanup  {retries} {'retry' if retries == 1 else 'retries'} after " in up.output
+    assert f", max event age {age / 60:g} s ({settings})" in up.output  # cwd: PROJECT
     assert json.loads((tmp_path / "up.json").read_text())["endpoint"] == endpoint
     follow = running("--state-dir", tmp_path, "logs", "--follow", "-n", "worker", env=env)
 
@@ -358,7 +253,7 @@ def test_up_serves_s3_on_its_port_fires_on_request_and_stops_on_sigint(tmp_path,
     payload = (PROJECT / "events" / "worker.json").read_text()
     done = cli("--state-dir", tmp_path, "invoke", "worker", env=env, stdin=payload)
     assert done.returncode == 0, done.stderr
-    assert f"S3: the embedded S3 of `up` (pid {up.process.pid}) at {endpoint}" in done.stderr
+    assert f"AWS: the embedded endpoint of `up` (pid {up.process.pid}) at {endpoint}" in done.stderr
     s3 = boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -381,40 +276,80 @@ def test_up_serves_s3_on_its_port_fires_on_request_and_stops_on_sigint(tmp_path,
     assert "cleanup" not in follow.output  # -n worker only
 
 
-def test_up_on_a_port_in_use_fails_clearly_instead_of_hanging(tiny_app, tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        done = cli(
-            "--project-dir", tiny_app, "--state-dir", tmp_path, "up", "--port", str(port),
-            env=env_without_aws(), timeout=30,
-        )  # fmt: skip
-    assert done.returncode == 2
-    assert f"127.0.0.1:{port} is in use" in done.stderr and "--port" in done.stderr
+# -- the reliability figure of `up`'s asynchronous delivery (docs/reliability.md)
+
+FAILING_APP = """
+from chalice import Chalice, Rate
+
+app = Chalice(app_name="edges")
+runs = {"flaky": 0}
 
 
-# -- the runner behind invoke and up, in-process
+@app.schedule(Rate(1, unit=Rate.DAYS), name="boom")
+def boom(event):
+    raise RuntimeError("the bucket is unreachable")
 
 
-@pytest.mark.parametrize(
-    ("body", "error_type", "message"),
-    [
-        (lambda: {1, 2}, "Runtime.MarshalError", "Unable to marshal response: Object of type set"),
-        (lambda: sys.exit(3), "SystemExit", "3"),
-    ],
-    ids=["unserialisable-result", "sys-exit"],
-)
-def test_the_runner_reports_what_lambda_would_fail_on(tiny_app, body, error_type, message):
-    app = Chalice(app_name="tiny")
+@app.schedule(Rate(1, unit=Rate.DAYS), name="flaky")
+def flaky(event):
+    runs["flaky"] += 1
+    if runs["flaky"] == 1:
+        raise RuntimeError("first run fails")
+    return {"run": runs["flaky"]}
 
-    @app.lambda_function(name="clock")
-    def handler(event, context):
-        return body()
 
-    invocation = LocalLambda(app, "dev", str(tiny_app)).invoke("clock", {})
-    assert invocation.failed and not invocation.timed_out
-    document = invocation.error_document()
-    assert document["errorType"] == error_type
-    assert document["errorMessage"].startswith(message)
-    assert invocation.logs[-1].startswith(f"[ERROR] {error_type}: {message}")
+@app.schedule(Rate(1, unit=Rate.DAYS), name="aged")
+def aged(event):
+    raise RuntimeError("still failing")
+"""
+# Scaled by 1/100: 1.2 s; the second retry would come at 0.6 + 1.2 s.
+AGED = {"EventInvokeConfig": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 120}}
+ATTEMPT = re.compile(r"== (\w+): fired now, .* \(attempt (\d) of (\d), request ([0-9a-f-]{36})\)")
+
+
+def test_every_failed_scheduled_run_is_retried_then_kept_none_lost(tmp_path, running):
+    """The reliability table's row: each fired event either succeeded in the end or is
+    in the on-failure destination, after its attempts, each with one request id."""
+    config = {"version": "2.0", "app_name": "edges", "lambda_timeout": 1, "stages": {"dev": {}}}
+    project = chalice_project(tmp_path / "edges", FAILING_APP, config)
+    (project / "settings.json").write_text(json.dumps({"aged": AGED}))
+    fire = [arg for name in ("boom", "flaky", "aged") for arg in ("--fire-now", name)]
+    up = running(
+        "--project-dir", project, "up", "--port", str(free_port()), "--lambda-settings",
+        "settings.json", "--retry-delay-scale", "1/100", *fire, env=env_without_aws(),
+    )  # fmt: skip
+    up.wait_for(r"-> (RetriesExhausted|EventAgeExceeded) after", count=2)
+    up.wait_for(r'"run": 2')
+    assert up.interrupt() == 0
+    state = project / ".local"
+    logs = [json.loads(line) for line in (state / "logs.jsonl").read_text().splitlines()]
+    failures = [json.loads(line) for line in (state / "failures.jsonl").read_text().splitlines()]
+    attempts = [(m[1], int(m[2]), m[4]) for m in ATTEMPT.finditer(up.output)]
+    per_event = {name: [a for a in attempts if a[0] == name] for name in ("aged", "boom", "flaky")}
+    kept = {f["function"]: f["record"]["requestContext"] for f in failures}
+
+    def last_attempt_ok(runs: list[tuple[str, int, str]]) -> bool:
+        messages = [r["message"] for r in logs if r["request_id"] == runs[-1][2]]
+        starts = [i for i, m in enumerate(messages) if m.startswith("START RequestId")]
+        assert len(starts) == len(runs)
+        last = messages[starts[-1] :]
+        return not any(m.startswith("[ERROR]") or "Task timed out" in m for m in last)
+
+    succeeded = {name for name, runs in per_event.items() if last_attempt_ok(runs)}
+    lost = set(per_event) - kept.keys() - succeeded
+    assert not lost
+    record_figures(
+        "scheduled runs failing in `up` (Lambda's async delivery, scaled 1/100)",
+        {
+            "events fired": len(per_event),
+            "attempts per event": {name: len(runs) for name, runs in per_event.items()},
+            "request ids per event": {
+                name: len({rid for *_, rid in runs}) for name, runs in per_event.items()
+            },
+            "kept in the on-failure destination": {
+                name: context["condition"] for name, context in sorted(kept.items())
+            },
+            "succeeded on a retry": sorted(succeeded),
+            "events lost": len(lost),
+        },
+    )

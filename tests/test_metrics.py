@@ -7,7 +7,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from chalice_loop.lambda_runner import LocalLambda
+from chalice_loop import LocalLambda
 
 from chalicelib.cleanup import CleanupError, CleanupResult, DeleteFailure
 from chalicelib.metrics import NAMESPACE, cleanup_metrics, document, worker_metrics

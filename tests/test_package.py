@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chalice_loop.embedded_s3 import DEFAULT_REGION, LOCAL_CREDENTIALS
+from chalice_loop import DEFAULT_REGION, LOCAL_CREDENTIALS
 
 from bench.limits import ZIP_LIMIT_BYTES as ZIP_LIMIT
 from devtools.deploy.merge_template import (

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from chalice.test import Client
-from chalice_loop.lambda_runner import LocalLambda
+from chalice_loop import LocalLambda
 
 from chalicelib.settings import ConfigurationError
 from chalicelib.worker_event import InvalidEventError
@@ -79,15 +79,15 @@ def test_ipv6_source_ip_is_accepted_in_canonical_form(chalice_client, bucket):
 def test_key_is_derived_from_the_request_id_so_a_retry_overwrites(app_module, s3, bucket):
     local = LocalLambda(app_module.app, stage="dev", project_dir=str(PROJECT))
     days = {datetime.now(UTC).strftime("%Y-%m-%d")}  # before and after: the run may span midnight
-    first = local.client.invoke_with_context("worker", {}, "0bb47628-1718-11e8-ad73-c58e72b8826c")
-    again = local.client.invoke_with_context("worker", {}, "0bb47628-1718-11e8-ad73-c58e72b8826c")
-    other = local.client.invoke_with_context("worker", {}, "c96123d4-1727-11e8-b0e4-27c53f455614")
+    first = local.invoke("worker", {}, "0bb47628-1718-11e8-ad73-c58e72b8826c").result
+    again = local.invoke("worker", {}, "0bb47628-1718-11e8-ad73-c58e72b8826c").result
+    other = local.invoke("worker", {}, "c96123d4-1727-11e8-b0e4-27c53f455614").result
     days.add(datetime.now(UTC).strftime("%Y-%m-%d"))
     keys = {f"reports/{day}/0bb47628-1718-11e8-ad73-c58e72b8826c.json" for day in days}
-    assert first[0]["key"] in keys and again[0]["key"] in keys
+    assert first["key"] in keys and again["key"] in keys
     # The key's day is time_end's: equal unless UTC midnight fell between the two calls.
-    assert first[0]["key"] == again[0]["key"] or len(days) == 2
-    expected = {first[0]["key"], again[0]["key"], other[0]["key"]}
+    assert first["key"] == again["key"] or len(days) == 2
+    expected = {first["key"], again["key"], other["key"]}
     assert sorted(object_keys(s3, bucket)) == sorted(expected)
 
 

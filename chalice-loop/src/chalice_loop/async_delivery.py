@@ -1,11 +1,12 @@
 """Lambda's asynchronous delivery, for the events ``up`` fires.
 
-EventBridge invokes a scheduled function asynchronously: Lambda queues the event
-and, when a run fails (the handler raised, or it timed out), runs the same event
-again with the same request id, 1 minute after the first attempt and 2 minutes
-after the second, at most ``MaximumRetryAttempts`` times (0-2) and only while the
-event is younger than ``MaximumEventAgeInSeconds`` (60-21,600). Both come from the
-function's ``EventInvokeConfig`` in the file ``up --lambda-settings`` names
+Schedules, S3 notifications, SNS messages and EventBridge rules all invoke a
+function asynchronously: Lambda queues the event and, when a run fails (the
+handler raised, or it timed out), runs the same event again with the same
+request id, 1 minute after the first attempt and 2 minutes after the second, at
+most ``MaximumRetryAttempts`` times (0-2) and only while the event is younger
+than ``MaximumEventAgeInSeconds`` (60-21,600). Both come from the function's
+``EventInvokeConfig`` in the file ``up --lambda-settings`` names
 (``{"<function>": {"EventInvokeConfig": {...}}}``); a function without one gets
 Lambda's defaults (2 retries, 6 hours). After the last attempt the event
 goes to the on-failure destination as an invocation record
@@ -18,6 +19,7 @@ the state directory.
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chalice_loop.lambda_runner import lambda_time
+from chalice_loop.paths import shown
 
 LAMBDA_RETRY_DELAYS_S = (60, 120)  # before the first retry, before the second
 DEFAULT_RETRY_ATTEMPTS = 2
@@ -68,25 +71,26 @@ def retry_policy(settings_path: Path | None, function_name: str) -> RetryPolicy:
     """The function's EventInvokeConfig from ``settings_path``, else Lambda's defaults."""
     if settings_path is None:
         return RetryPolicy(source="Lambda's defaults: no --lambda-settings")
+    where = shown(settings_path)
     if not settings_path.is_file():
-        return RetryPolicy(source=f"Lambda's defaults: no {settings_path}")
+        return RetryPolicy(source=f"Lambda's defaults: no {where}")
     try:
         settings = json.loads(settings_path.read_text())
     except json.JSONDecodeError as exc:
-        raise SettingsError(f"{settings_path}: not valid JSON: {exc}") from None
+        raise SettingsError(f"{where}: not valid JSON: {exc}") from None
     config = (settings.get(function_name) or {}).get("EventInvokeConfig")
     if config is None:
-        return RetryPolicy(source=f"Lambda's defaults: no EventInvokeConfig in {settings_path}")
+        return RetryPolicy(source=f"Lambda's defaults: no EventInvokeConfig in {where}")
     try:
         return RetryPolicy(
             _setting(config, "MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS, RETRY_ATTEMPTS_RANGE),
             _setting(
                 config, "MaximumEventAgeInSeconds", DEFAULT_MAX_EVENT_AGE_S, EVENT_AGE_RANGE_S
             ),
-            str(settings_path),
+            where,
         )
     except SettingsError as exc:
-        raise SettingsError(f"{settings_path}: {function_name}.EventInvokeConfig: {exc}") from None
+        raise SettingsError(f"{where}: {function_name}.EventInvokeConfig: {exc}") from None
 
 
 def parse_scale(text: str) -> Fraction:
@@ -124,7 +128,8 @@ class Settled:
 
 class AsyncQueue:
     """Lambda's async event queue for one ``up``: attempts run one at a time, earliest
-    due first, so a retry waiting out its delay never holds back another event."""
+    due first, so a retry waiting out its delay never holds back another event.
+    Event sources submit from their own threads."""
 
     def __init__(
         self,
@@ -136,6 +141,7 @@ class AsyncQueue:
         self.clock = clock
         self.scale = scale
         self._pending: list[AsyncEvent] = []
+        self._lock = threading.Lock()
 
     def policy(self, function_name: str) -> RetryPolicy:
         return self.policies.get(function_name, RetryPolicy())
@@ -146,23 +152,26 @@ class AsyncQueue:
     def submit(self, function_name: str, payload: Any, label: str) -> AsyncEvent:
         now = self.clock()
         event = AsyncEvent(function_name, payload, label, now, now)
-        self._pending.append(event)
+        with self._lock:
+            self._pending.append(event)
         return event
 
     def take_due(self) -> AsyncEvent | None:
         """The event whose attempt is due soonest (first come first), if any is due."""
         now = self.clock()
-        due = [event for event in self._pending if event.due_at <= now]
-        if not due:
-            return None
-        event = min(due, key=lambda e: e.due_at)  # min keeps the earliest submitted on ties
-        self._pending.remove(event)
+        with self._lock:
+            due = [event for event in self._pending if event.due_at <= now]
+            if not due:
+                return None
+            event = min(due, key=lambda e: e.due_at)  # min keeps the earliest submitted on ties
+            self._pending.remove(event)
         return event
 
     def seconds_until_next(self) -> float | None:
-        if not self._pending:
-            return None
-        soonest = min(event.due_at for event in self._pending)
+        with self._lock:
+            if not self._pending:
+                return None
+            soonest = min(event.due_at for event in self._pending)
         return max(0.0, (soonest - self.clock()).total_seconds())
 
     def age_exceeded(self, event: AsyncEvent) -> bool:
@@ -180,12 +189,14 @@ class AsyncQueue:
             return Settled(RETRIES_EXHAUSTED)
         delay = self.scaled(LAMBDA_RETRY_DELAYS_S[event.attempts - 1])
         event.due_at = self.clock() + timedelta(seconds=delay)
-        self._pending.append(event)
+        with self._lock:
+            self._pending.append(event)
         return Settled("retrying", delay)
 
     def drain(self) -> list[AsyncEvent]:
         """Every pending event, removed (``up`` is stopping)."""
-        pending, self._pending = sorted(self._pending, key=lambda e: e.due_at), []
+        with self._lock:
+            pending, self._pending = sorted(self._pending, key=lambda e: e.due_at), []
         return pending
 
 

@@ -1,84 +1,89 @@
 """A local Lambda loop for any Chalice app, with no Docker and no AWS account.
 
     chalice-loop invoke NAME [--stage S] [--payload JSON]   (or payload on stdin)
-    chalice-loop up [--stage S] [--port P] [--fire-now NAME] [--retry-delay-scale X]
+    chalice-loop up [--stage S] [--port P] [--http-port P] [--fire-now NAME] [--retry-delay-scale X]
     chalice-loop logs [-n NAME] [--follow] [--json]
     chalice-loop failures [-n NAME] [--stage S] [--json]
     chalice-loop schedules [--stage S]
 
 ``--project-dir`` (default: the current directory) picks the app. Exit status:
-0 success, 1 the function failed or timed out, 2 bad input (nothing was run).
+0 success, 1 the function failed or timed out, 2 bad input (nothing was run),
+141 the output pipe closed (``| head``), as a command killed by SIGPIPE.
 """
 
 import argparse
 import contextlib
 import json
-import queue
+import os
 import signal
 import sys
-import threading
-from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
+from chalice import Chalice
+
 from chalice_loop.async_delivery import (
     DEFAULT_DELAY_SCALE,
-    EVENT_AGE_EXCEEDED,
     FAILURES_FILE,
     LAMBDA_RETRY_DELAYS_S,
-    AsyncEvent,
     AsyncQueue,
     FailureStore,
     RetryPolicy,
     SettingsError,
-    function_arn,
-    invocation_record,
     parse_scale,
     print_failure,
     retry_policy,
 )
-from chalice_loop.lambda_runner import Invocation, LocalLambda
+from chalice_loop.embedded_s3 import PortInUseError
+from chalice_loop.event_sources import EventSources, SourceError
+from chalice_loop.handlers import (
+    ASYNC_SOURCES,
+    AUTHORIZER,
+    ROUTE,
+    Handler,
+    app_handlers,
+    find,
+)
+from chalice_loop.http_routes import serve_routes
+from chalice_loop.lambda_events import NoSampleError, describe_sample, sample_event
+from chalice_loop.lambda_runner import LocalLambda
 from chalice_loop.lambda_slice import run_in_slice
 from chalice_loop.local_logs import LogFilter, LogStore, print_records
 from chalice_loop.local_stack import (
+    DEFAULT_HTTP_PORT,
     DEFAULT_PORT,
     LOG_FILE,
     Project,
     UsageError,
+    aws_for_invoke,
+    aws_for_up,
     create_buckets,
     region,
     remove_state,
     resolve_state_dir,
-    s3_for_invoke,
-    s3_for_up,
     write_state,
 )
-from chalice_loop.naming import deployed_name, failure_queue_name
+from chalice_loop.paths import shown
 from chalice_loop.scheduler import (
-    LOCAL_ACCOUNT_ID,
     Schedule,
     ScheduleError,
     Scheduler,
     app_schedules,
     describe,
     event_time,
-    scheduled_event,
 )
+from chalice_loop.up import Stack, how_fired, report, utc_now
 
-MAX_IDLE_S = 30.0  # `up` re-reads the clock at least this often
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+SIGPIPE_STATUS = 128 + signal.SIGPIPE
 
 
 def _read_payload(text: str | None, stdin: IO[str]) -> Any:
-    """``--payload`` wins; else stdin unless it is a terminal; empty means ``{}``."""
+    """``--payload`` wins; else stdin unless it is a terminal; None when empty."""
     if text is None:
         text = "" if stdin.isatty() else stdin.read()
     if not text.strip():
-        return {}
+        return None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -87,24 +92,27 @@ def _read_payload(text: str | None, stdin: IO[str]) -> Any:
 
 def _scheduler(schedules: list[Schedule]) -> Scheduler:
     try:
-        return Scheduler(schedules, _utc_now)
+        return Scheduler(schedules, utc_now)
     except ScheduleError as exc:
         raise UsageError(str(exc)) from None
 
 
-def _check_function(app: Any, name: str) -> None:
-    if name not in app.handler_map:
+def _invokable(app: Chalice, name: str) -> Handler:
+    """The handler ``invoke NAME`` runs; UsageError for what it cannot."""
+    handler = find(app_handlers(app), name)
+    if handler is None or name not in app.handler_map:
         known = ", ".join(sorted(app.handler_map)) or "none"
         raise UsageError(f"no function named {name!r} in the app (functions: {known})")
-
-
-def _report(invocation: Invocation, block: IO[str], result: IO[str]) -> None:
-    """What Lambda prints: the log block, then the result or the error document."""
-    block.write("\n".join(invocation.lambda_lines()) + "\n")
-    block.flush()
-    payload = invocation.error_document() if invocation.failed else invocation.result
-    result.write(json.dumps(payload, indent=2) + "\n")
-    result.flush()
+    if handler.not_run_reason:
+        raise UsageError(f"{name} is not run locally: {handler.not_run_reason}")
+    if handler.kind == ROUTE:
+        raise UsageError(
+            f"{name} is an HTTP route ({handler.declaration}): `up` serves it "
+            f"(--http-port, default {DEFAULT_HTTP_PORT})"
+        )
+    if handler.kind == AUTHORIZER:
+        raise UsageError(f"{name} is an authorizer: `up` runs it with the routes that use it")
+    return handler
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -113,19 +121,34 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         raise UsageError("say which function: invoke NAME (or -n NAME)")
     project = Project.open(args.project_dir, args.stage, args.state_dir)
     payload = _read_payload(args.payload, sys.stdin)
-    with s3_for_invoke(project) as s3:
-        print(s3.describe(), file=sys.stderr)
+    with aws_for_invoke(project) as aws:
+        print(aws.describe(), file=sys.stderr)
         app = project.load_app()
-        _check_function(app, name)
-        if s3.embedded:
+        handler = _invokable(app, name)
+        if payload is None:
+            payload = _sample(project, handler)
+        if aws.embedded:
             create_buckets(project.bucket_names())
         if args.lambda_slice:
             return _invoke_in_slice(project, name, payload)
         local = LocalLambda(app, project.stage, str(project.project_dir), project.config)
         invocation = local.invoke(name, payload)
         LogStore(project.logs_path).append(invocation, project.stage)
-        _report(invocation, sys.stderr, sys.stdout)
+        report(invocation, sys.stderr, sys.stdout)
     return 1 if invocation.failed else 0
+
+
+def _sample(project: Project, handler: Handler) -> Any:
+    """No payload: an event-source handler gets its source's sample event, others {}."""
+    try:
+        event = sample_event(handler, project.app_name, project.stage, region())
+    except NoSampleError as exc:
+        raise UsageError(f"{handler.name}: {exc}") from None
+    if event != {}:
+        print(
+            f"(no payload: {handler.name} gets {describe_sample(handler, event)})", file=sys.stderr
+        )
+    return event
 
 
 def _invoke_in_slice(project: Project, name: str, payload: Any) -> int:
@@ -138,108 +161,6 @@ def _invoke_in_slice(project: Project, name: str, payload: Any) -> int:
     sys.stderr.write("\n".join(invocation.lines) + "\n")
     sys.stdout.write(json.dumps(invocation.payload, indent=2) + "\n")
     return 1 if invocation.failed else 0
-
-
-class _Stack:
-    """``up``'s firing side: each fired event goes through Lambda's async queue
-    (retries, event age, on-failure destination); one invocation at a time."""
-
-    def __init__(
-        self, project: Project, local: LocalLambda, schedules: list[Schedule], queue: AsyncQueue
-    ) -> None:
-        self.project = project
-        self.local = local
-        self.by_name = {s.name: s for s in schedules}
-        self.region = region()
-        self.logs = LogStore(project.logs_path)
-        self.queue = queue
-        self.failures = FailureStore(project.failures_path)
-        self.in_flight: AsyncEvent | None = None
-
-    def fire(self, schedule: Schedule, when: datetime, why: str) -> None:
-        """EventBridge's asynchronous invoke: the event is queued, not run here."""
-        rule = schedule.rule_name(self.project.app_name, self.project.stage)
-        event = scheduled_event(rule, when, self.region)
-        self.queue.submit(schedule.name, event, f"{why}, rule {rule}, time {event_time(when)}")
-
-    def fire_named(self, name: str) -> None:
-        if name not in self.by_name:
-            print(f"no schedule named {name!r} (schedules: {', '.join(self.by_name) or 'none'})")
-            return
-        self.fire(self.by_name[name], _utc_now(), "fired now")
-
-    def deliver_next(self) -> bool:
-        """Run the attempt that is due soonest; False if none is due."""
-        event = self.queue.take_due()
-        if event is None:
-            return False
-        if self.queue.age_exceeded(event):
-            self._to_destination(event, EVENT_AGE_EXCEEDED)
-            return True
-        policy = self.queue.policy(event.function_name)
-        print(
-            f"\n== {event.function_name}: {event.label} "
-            f"(attempt {event.attempts + 1} of {policy.max_attempts}, request {event.request_id})"
-        )
-        self.in_flight = event
-        invocation = self.local.invoke(event.function_name, event.payload, event.request_id)
-        self.in_flight = None
-        self.logs.append(invocation, self.project.stage)
-        _report(invocation, sys.stdout, sys.stdout)
-        if invocation.timed_out:
-            print(
-                "(the timed-out handler goes on in a background thread until it returns: "
-                "Python cannot stop a thread; restart `up` if it holds on to something)"
-            )
-        settled = self.queue.settle(
-            event, invocation.error_document() if invocation.failed else None
-        )
-        if settled.outcome == "retrying":
-            lambda_delay = LAMBDA_RETRY_DELAYS_S[event.attempts - 1]
-            what = "timed out" if invocation.timed_out else "failed"
-            print(
-                f"-> {what}: attempt {event.attempts + 1} of {policy.max_attempts} in "
-                f"{settled.delay_s:g} s (Lambda waits {lambda_delay} s; "
-                f"--retry-delay-scale {self.queue.scale}), same event and request id"
-            )
-        elif settled.outcome != "succeeded":
-            self._to_destination(event, settled.outcome)
-        return True
-
-    def _to_destination(self, event: AsyncEvent, condition: str) -> None:
-        app, stage = self.project.app_name, self.project.stage
-        deployed = deployed_name(app, stage, event.function_name)
-        arn = function_arn(self.region, LOCAL_ACCOUNT_ID, deployed)
-        destination = failure_queue_name(app, stage, event.function_name)
-        record = invocation_record(event, condition, arn, _utc_now())
-        self.failures.send(event.function_name, stage, destination, record)
-        print(
-            f"-> {condition} after {event.attempts} attempt(s): {event.function_name} request "
-            f"{event.request_id} sent to the on-failure destination {destination} "
-            f"({self.failures.path}); `chalice-loop failures` shows it"
-        )
-
-    def drop_pending(self) -> None:
-        """``up`` is stopping: the queue is not kept (a new ``up`` starts empty)."""
-        dropped = self.queue.drain()
-        if self.in_flight is not None:
-            dropped.insert(0, self.in_flight)
-        if not dropped:
-            return
-        print(f"\ndropped {len(dropped)} queued event(s) (not kept across `up` runs):")
-        for event in dropped:
-            state = (
-                "interrupted during its attempt"
-                if event is self.in_flight
-                else f"attempt {event.attempts + 1} was due at {event_time(event.due_at)}"
-            )
-            print(f"  {event.function_name} request {event.request_id}: {state}")
-
-
-def _read_requests(stream: IO[str], requests: "queue.Queue[str]") -> None:
-    for line in stream:
-        if line.strip():
-            requests.put(line.strip())
 
 
 def _stop_on_signals() -> None:
@@ -257,104 +178,117 @@ def cmd_up(args: argparse.Namespace) -> int:
     project = Project.open(args.project_dir, args.stage, args.state_dir)
     _stop_on_signals()
     try:
-        with s3_for_up(args.port) as s3:
-            print(s3.describe())
+        with contextlib.ExitStack() as stack:
+            aws = stack.enter_context(aws_for_up(args.port))
+            print(aws.describe())
             app = project.load_app()
+            handlers = app_handlers(app)
             schedules = app_schedules(app)
             for name in args.fire_now:
                 if name not in {s.name for s in schedules}:
                     raise UsageError(f"--fire-now {name}: the app has no schedule named {name!r}")
             scheduler = _scheduler(schedules)
+            asynchronous = [h.name for h in handlers if h.kind in ASYNC_SOURCES]
             delivery = AsyncQueue(
-                _retry_policies(project, args.lambda_settings, schedules),
-                _utc_now,
+                _retry_policies(project, args.lambda_settings, asynchronous),
+                utc_now,
                 args.retry_delay_scale,
             )
-            if s3.embedded:
+            if aws.embedded:
                 buckets = project.bucket_names()
                 create_buckets(buckets)
                 print(f"buckets: {', '.join(f's3://{b}' for b in buckets) or 'none'}")
-                write_state(project.state_path, s3.endpoint, project.stage)
-            local = LocalLambda(app, project.stage, str(project.project_dir), project.config)
-            stack = _Stack(project, local, schedules, delivery)
-            _print_schedules(project, schedules, scheduler)
-            _print_delivery(delivery, schedules)
-            print("Type a schedule name and Enter to fire it now; Ctrl-C stops.", flush=True)
+            sources = EventSources(
+                handlers, aws.endpoint, region(), project.app_name, project.stage, aws.embedded
+            )
             try:
-                _serve(stack, scheduler, args.fire_now)
-            finally:
-                remove_state(project.state_path)
+                made = sources.create()
+            except SourceError as exc:
+                raise UsageError(str(exc)) from None
+            for line in made:
+                print(f"event source: {line}")
+            http_url = _serve_routes(stack, app, project, args.http_port)
+            write_state(project.state_path, aws, project.stage)
+            stack.callback(remove_state, project.state_path)
+            local = LocalLambda(app, project.stage, str(project.project_dir), project.config)
+            up = Stack(project, local, handlers, scheduler, delivery, sources, http_url)
+            _print_handlers(project, handlers, scheduler, http_url, aws.embedded)
+            _print_delivery(delivery, asynchronous)
+            print(
+                "Type a handler's name and Enter to fire it (a schedule) or send it its sample "
+                "event; Ctrl-C stops.",
+                flush=True,
+            )
+            sources.start(up.submit, up.run_batch_later)
+            stack.callback(sources.stop)
+            up.serve(args.fire_now, sys.stdin)
     except KeyboardInterrupt:
         pass
     print("\nstopped", flush=True)
     return 0
 
 
+def _serve_routes(
+    stack: contextlib.ExitStack, app: Chalice, project: Project, port: int
+) -> str | None:
+    if not app.routes:
+        return None
+    try:
+        url = stack.enter_context(serve_routes(app, project.config, port))
+    except PortInUseError as exc:
+        raise UsageError(f"{exc}: choose another port with --http-port") from None
+    except ValueError as exc:  # routes chalice deploy would refuse
+        raise UsageError(f"the app's routes: {exc}") from None
+    print(f"HTTP: the app's routes, served as `chalice local` serves them, at {url}")
+    return url
+
+
 def _retry_policies(
-    project: Project, settings: Path | None, schedules: list[Schedule]
+    project: Project, settings: Path | None, functions: list[str]
 ) -> dict[str, RetryPolicy]:
     path = None if settings is None else project.project_dir / settings
     try:
-        return {s.name: retry_policy(path, s.name) for s in schedules}
+        return {name: retry_policy(path, name) for name in functions}
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
 
 
-def _print_delivery(queue: AsyncQueue, schedules: list[Schedule]) -> None:
-    if not schedules:
+def _print_delivery(queue: AsyncQueue, functions: list[str]) -> None:
+    if not functions:
         return
     print(
         f"asynchronous delivery as Lambda's, its delays and event age scaled by "
         f"{queue.scale} (--retry-delay-scale):"
     )
-    for schedule in schedules:
-        policy = queue.policy(schedule.name)
+    width = max(len(name) for name in functions)
+    for name in functions:
+        policy = queue.policy(name)
         delays = [f"{queue.scaled(d):g} s" for d in LAMBDA_RETRY_DELAYS_S]
         delays = delays[: policy.max_retry_attempts]
         retries = "retry" if policy.max_retry_attempts == 1 else "retries"
         print(
-            f"  {schedule.name}  {policy.max_retry_attempts} {retries}"
+            f"  {name:<{width}}  {policy.max_retry_attempts} {retries}"
             f"{' after ' + ', '.join(delays) if delays else ''}, max event age "
             f"{queue.scaled(policy.max_event_age_s):g} s ({policy.source})"
         )
 
 
-def _print_schedules(project: Project, schedules: list[Schedule], scheduler: Scheduler) -> None:
-    print(f"schedules of {project.app_name} (stage {project.stage}, times UTC):")
-    if not schedules:
+def _print_handlers(
+    project: Project,
+    handlers: list[Handler],
+    scheduler: Scheduler,
+    http_url: str | None,
+    s3_embedded: bool,
+) -> None:
+    """Every registered handler, what it listens to, and how it is fired here (or why not)."""
+    print(f"handlers of {project.app_name} (stage {project.stage}, times UTC):")
+    if not handlers:
         print("  none")
-    for schedule in schedules:
-        upcoming = scheduler.next_fire(schedule.name)
-        shown = event_time(upcoming) if upcoming else "never"
-        print(f"  {schedule.name}  {schedule.expression}  next {shown}")
-
-
-def _serve(stack: _Stack, scheduler: Scheduler, fire_now: list[str]) -> None:
-    """Fire what is due into the async queue, then run one due attempt, and again;
-    between attempts wait for the next fire time, retry or typed name."""
-    requests: queue.Queue[str] = queue.Queue()
-    for name in fire_now:
-        requests.put(name)
-    threading.Thread(target=_read_requests, args=(sys.stdin, requests), daemon=True).start()
-    try:
-        while True:
-            for due in scheduler.due():
-                stack.fire(due.schedule, due.when, f"{due.schedule.expression} is due")
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    stack.fire_named(requests.get_nowait())
-            if stack.deliver_next():
-                continue
-            waits = [scheduler.seconds_until_next(), stack.queue.seconds_until_next()]
-            wait = min([w for w in waits if w is not None], default=MAX_IDLE_S)
-            try:
-                name = requests.get(timeout=min(wait, MAX_IDLE_S))
-            except queue.Empty:
-                continue
-            stack.fire_named(name)
-    except KeyboardInterrupt:
-        stack.drop_pending()
-        raise
+    width = max((len(h.name) for h in handlers), default=0)
+    kinds = max((len(h.kind) for h in handlers), default=0)
+    for handler in handlers:
+        print(f"  {handler.name:<{width}}  {handler.kind:<{kinds}}  {handler.declaration}")
+        print(f"  {'':<{width}}  -> {how_fired(handler, scheduler, http_url, s3_embedded)}")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -366,7 +300,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
             print_records(store.follow(selection), sys.stdout, with_function, args.json)
         return 0
     if not store.path.exists():
-        print(f"no local logs yet ({store.path}): run invoke or up first", file=sys.stderr)
+        print(f"no local logs yet ({shown(store.path)}): run invoke or up first", file=sys.stderr)
         return 0
     print_records(store.read(selection), sys.stdout, with_function, args.json)
     return 0
@@ -375,7 +309,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_failures(args: argparse.Namespace) -> int:
     store = FailureStore(resolve_state_dir(args.project_dir, args.state_dir) / FAILURES_FILE)
     if not store.path.exists():
-        print(f"no failed events yet ({store.path}): `up` writes them there", file=sys.stderr)
+        print(
+            f"no failed events yet ({shown(store.path)}): `up` writes them there", file=sys.stderr
+        )
         return 0
     for line in store.read(args.name, args.stage):
         if args.json:
@@ -446,9 +382,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     invoke.set_defaults(run=cmd_invoke)
 
-    up = commands.add_parser("up", help="embedded S3 + a scheduler firing the app's schedules")
+    up = commands.add_parser(
+        "up",
+        help="the whole app: an embedded AWS endpoint, its event sources, schedules and routes",
+    )
     up.add_argument("--stage", default="dev")
-    up.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    up.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"the embedded endpoint's (S3, SQS, SNS, EventBridge); default {DEFAULT_PORT}",
+    )
+    up.add_argument(
+        "--http-port",
+        type=int,
+        default=DEFAULT_HTTP_PORT,
+        help=f"the HTTP routes' (as `chalice local --port`); default {DEFAULT_HTTP_PORT}",
+    )
     up.add_argument(
         "--lambda-settings",
         type=Path,
@@ -504,6 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_stdout() -> None:
+    """The reader went away: later writes (and the exit's flush) go nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     args = build_parser().parse_args(argv)
@@ -515,3 +472,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `chalice-loop logs | head`: stop quietly, as `cat` would
+        _quiet_stdout()
+        return SIGPIPE_STATUS

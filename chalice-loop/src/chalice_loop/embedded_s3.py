@@ -1,12 +1,14 @@
-"""An embedded S3: moto's server on a loopback port, in this process."""
+"""An embedded AWS endpoint: moto's server on a loopback port, in this process.
+
+One server serves every service moto implements (S3, SQS, SNS, EventBridge, ...);
+:func:`point_aws_at` points boto3 at it for S3 only, or for every service.
+"""
 
 import logging
 import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from moto.server import ThreadedMotoServer
 
 # Fake credentials for the embedded server only; never used against a real endpoint.
 LOCAL_CREDENTIALS = {
@@ -27,7 +29,7 @@ class PortInUseError(OSError):
         return f"127.0.0.1:{self.port} is in use ({self.strerror})"
 
 
-def _ensure_port_free(port: int) -> None:
+def ensure_port_free(port: int) -> None:
     """ThreadedMotoServer binds in its thread and hangs if that fails: check first."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds
@@ -38,12 +40,14 @@ def _ensure_port_free(port: int) -> None:
 
 
 @contextmanager
-def embedded_s3(port: int = 0) -> Iterator[str]:
+def embedded_aws(port: int = 0) -> Iterator[str]:
     """Run moto's server on 127.0.0.1 (a free port unless given); yield its URL.
 
     Raises :class:`PortInUseError` at once if the given port is taken."""
+    from moto.server import ThreadedMotoServer  # here: importing this module stays cheap
+
     if port:
-        _ensure_port_free(port)
+        ensure_port_free(port)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -54,9 +58,15 @@ def embedded_s3(port: int = 0) -> Iterator[str]:
         server.stop()
 
 
-def point_aws_at(endpoint: str) -> None:
-    """Make boto3 clients created from now on use the embedded endpoint."""
+embedded_s3 = embedded_aws  # the name scripts know it by: most use it for S3 alone
+
+
+def point_aws_at(endpoint: str, every_service: bool = False) -> None:
+    """Make boto3 clients created from now on use the embedded endpoint for S3, or
+    (``every_service``) for every service, and its local credentials."""
     os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
+    if every_service:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
     os.environ.update(LOCAL_CREDENTIALS)
     os.environ.pop("AWS_PROFILE", None)
     ensure_region()

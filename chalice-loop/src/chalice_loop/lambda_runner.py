@@ -12,6 +12,7 @@ Lambda would have frozen and discarded the whole sandbox instead.
 import json
 import logging
 import math
+import os
 import resource
 import threading
 import time
@@ -30,9 +31,10 @@ from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
 from chalice.local import LambdaContext
-from chalice.test import FunctionNotFoundError, InvokeResponse, TestLambdaClient
+from chalice.test import FunctionNotFoundError
 
 from chalice_loop.naming import deployed_name
+from chalice_loop.paths import shown
 
 _TOOL_DIR = str(Path(__file__).resolve().parent)
 
@@ -145,9 +147,9 @@ class Invocation:
 
 def _stack_trace(error: BaseException) -> list[str]:
     """The traceback from the handler down, without this runner's own frames
-    (Lambda's starts at the handler too)."""
+    (Lambda's starts at the handler too), paths relative to the working directory."""
     frames = [
-        frame
+        traceback.FrameSummary(shown(frame.filename), frame.lineno, frame.name, line=frame.line)
         for frame in traceback.extract_tb(error.__traceback__)
         if not frame.filename.startswith(_TOOL_DIR)
     ]
@@ -190,58 +192,13 @@ class _EventHandler(logging.Handler):
         self.sink.append(LogEvent(when, message, as_json))
 
 
-class ConfiguredLambdaClient(TestLambdaClient):
-    """chalice's test Lambda client, with a context that honours the stage's
-    ``lambda_timeout`` (chalice's hard-codes 3,000 ms) and a request id known
-    before the call, so the START line can name it."""
-
-    def handler_for(self, function_name: str) -> Callable[[Any, Any], Any]:
-        if function_name not in self._app.handler_map:
-            raise FunctionNotFoundError(function_name)
-        return self._app.handler_map[function_name]
-
-    def settings(self, function_name: str) -> tuple[int, int]:
-        """``(lambda_timeout in s, lambda_memory_size in MB)``, chalice's defaults if unset."""
-        return function_settings(self._config, function_name)
-
-    def context_for(self, function_name: str, request_id: str) -> LambdaContext:
-        timeout_s, memory_size = self.settings(function_name)
-        context = LambdaContext(
-            function_name, memory_size=memory_size, max_runtime_ms=timeout_s * 1000
-        )
-        context.aws_request_id = request_id
-        return context
-
-    @contextmanager
-    def function_environment(self, function_name: str) -> Iterator[None]:
-        """The function's environment variables from config.json, and the function
-        name Lambda sets, for the call."""
-        stage = self._config.chalice_stage
-        scoped = self._config.scope(stage, function_name)
-        deployed = deployed_name(self._config.app_name, stage, function_name)
-        env = {**scoped.environment_variables, "AWS_LAMBDA_FUNCTION_NAME": deployed}
-        with self._patched_env_vars(env):
-            yield
-
-    def invoke(self, function_name: str, payload: Any = None) -> InvokeResponse:
-        """A drop-in for chalice's ``invoke``, with the stage's timeout in the context."""
-        result, _ = self.invoke_with_context(
-            function_name, {} if payload is None else payload, str(uuid.uuid4())
-        )
-        return InvokeResponse(payload=result)
-
-    def invoke_with_context(
-        self, function_name: str, payload: Any, request_id: str
-    ) -> tuple[Any, LambdaContext]:
-        """Call the handler synchronously in this thread (no timeout)."""
-        handler = self.handler_for(function_name)
-        context = self.context_for(function_name, request_id)
-        with self.function_environment(function_name):
-            return handler(payload, context), context
-
-
 class LocalLambda:
-    """Runs an app's functions with a stage's config.json settings applied."""
+    """Runs an app's functions with a stage's config.json settings applied.
+
+    :meth:`invoke` runs one invocation as Lambda would (the function's environment
+    and timeout, its log captured, the START/END/REPORT block); :meth:`call` is the
+    bare handler call, for tests that drive a function from many threads.
+    """
 
     def __init__(
         self,
@@ -252,7 +209,59 @@ class LocalLambda:
     ) -> None:
         self.app = app
         self.config = config or CLIFactory(project_dir).create_config_obj(chalice_stage_name=stage)
-        self.client = ConfiguredLambdaClient(app, self.config)
+
+    def handler(self, function_name: str) -> Callable[[Any, Any], Any]:
+        """The handler chalice registered (``app.handler_map``); raises
+        ``chalice.test.FunctionNotFoundError`` for a name the app does not have."""
+        if function_name not in self.app.handler_map:
+            raise FunctionNotFoundError(function_name)
+        return self.app.handler_map[function_name]
+
+    def settings(self, function_name: str) -> tuple[int, int]:
+        """``(lambda_timeout in s, lambda_memory_size in MB)``, chalice's defaults if unset."""
+        return function_settings(self.config, function_name)
+
+    def context(self, function_name: str, request_id: str | None = None) -> LambdaContext:
+        """A fresh Lambda context for one call: its own request id (a new one unless
+        given), the function's memory size, and a remaining time that counts down from
+        the function's ``lambda_timeout`` (chalice's test client always starts at 3 s)."""
+        timeout_s, memory_size = self.settings(function_name)
+        context = LambdaContext(
+            function_name, memory_size=memory_size, max_runtime_ms=timeout_s * 1000
+        )
+        context.aws_request_id = request_id or str(uuid.uuid4())
+        return context
+
+    def environment(self, function_name: str) -> dict[str, str]:
+        """The variables Lambda sets for the function: config.json's for its stage and
+        itself, and ``AWS_LAMBDA_FUNCTION_NAME`` (the deployed name)."""
+        stage = self.config.chalice_stage
+        scoped = self.config.scope(stage, function_name)
+        deployed = deployed_name(self.config.app_name, stage, function_name)
+        return {**scoped.environment_variables, "AWS_LAMBDA_FUNCTION_NAME": deployed}
+
+    def call(self, function_name: str, payload: Any = None, context: Any = None) -> Any:
+        """The registered handler, called in this thread with ``context`` (default: a
+        new :meth:`context`): returns what it returns, raises what it raises.
+
+        Nothing else happens: no timeout, no log capture and no environment swap, so
+        many threads may call at once (set :meth:`environment` once, for all of them).
+        """
+        handler = self.handler(function_name)
+        return handler({} if payload is None else payload, context or self.context(function_name))
+
+    @contextmanager
+    def _function_environment(self, function_name: str) -> Iterator[None]:
+        """``os.environ`` with the function's variables for the call, as chalice's test
+        client swaps it (a copy in its place, the original back after)."""
+        original = os.environ
+        patched = os.environ.copy()
+        patched.update(self.environment(function_name))
+        os.environ = patched  # type: ignore[assignment]  # noqa: B003 (a swap, not a clear)
+        try:
+            yield
+        finally:
+            os.environ = original  # noqa: B003
 
     def invoke(
         self, function_name: str, payload: Any = None, request_id: str | None = None
@@ -262,11 +271,11 @@ class LocalLambda:
         ``request_id``: Lambda's async retries reuse the event's; default a new one.
         Raises ``FunctionNotFoundError`` for an unknown name, before anything runs.
         """
-        handler = self.client.handler_for(function_name)
-        timeout_s, memory_size = self.client.settings(function_name)
+        handler = self.handler(function_name)
+        timeout_s, memory_size = self.settings(function_name)
         request_id = request_id or str(uuid.uuid4())
         invocation = Invocation(function_name, request_id, memory_size, timeout_s)
-        context = self.client.context_for(function_name, request_id)
+        context = self.context(function_name, request_id)
         outcome: dict[str, Any] = {}
         done = threading.Event()
 
@@ -280,7 +289,7 @@ class LocalLambda:
 
         with (
             self._captured_logs(invocation.events, request_id),
-            self.client.function_environment(function_name),
+            self._function_environment(function_name),
         ):
             invocation.started_at = datetime.now(UTC)
             started = time.perf_counter()

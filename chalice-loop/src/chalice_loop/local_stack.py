@@ -1,12 +1,15 @@
-"""What the local commands share: the project (config.json, stage, app), the S3
-they run against, and the state file through which ``invoke`` finds a running ``up``.
+"""What the local commands share: the project (config.json, stage, app), the AWS
+endpoint they run against, and the state file through which ``invoke`` finds a
+running ``up``.
 
-Which S3, in order: ``AWS_ENDPOINT_URL_S3`` when set (used as is, nothing
-created); else the embedded S3 of a running ``up`` (found through
-``<state dir>/up.json``); else, for ``invoke`` only, an ephemeral embedded S3
-that lives for that one invocation. In an embedded S3 the stage's buckets are
-created: the values of the environment variables named ``BUCKET`` or ending in
-``_BUCKET`` / ``_BUCKET_NAME`` in the stage's config.
+``up`` always runs the embedded endpoint (moto's server) on ``--port``, for every
+service; S3 is there too unless ``AWS_ENDPOINT_URL_S3`` names another S3 (used as
+is, nothing created in it). ``invoke`` uses, in order: ``AWS_ENDPOINT_URL_S3``
+when set (as is); else the endpoint of a running ``up`` (found through
+``<state dir>/up.json``); else an ephemeral embedded endpoint that lives for that
+one invocation. In an embedded S3 the stage's buckets are created: the values of
+the environment variables named ``BUCKET`` or ending in ``_BUCKET`` /
+``_BUCKET_NAME`` in the stage's config.
 """
 
 import contextlib
@@ -23,16 +26,18 @@ import boto3
 from chalice import Chalice
 from chalice.cli.factory import CLIFactory
 from chalice.config import Config
+from chalice.deploy.validate import ExperimentalFeatureError
 
 from chalice_loop.async_delivery import FAILURES_FILE
 from chalice_loop.embedded_s3 import (
     PortInUseError,
-    embedded_s3,
+    embedded_aws,
     ensure_region,
     point_aws_at,
 )
 
-DEFAULT_PORT = 4572  # `up`'s embedded S3 on 127.0.0.1 (LocalStack's old S3 port)
+DEFAULT_PORT = 4572  # `up`'s embedded endpoint on 127.0.0.1 (LocalStack's old S3 port)
+DEFAULT_HTTP_PORT = 8000  # `up`'s HTTP routes, as `chalice local`
 STATE_FILE = "up.json"
 LOG_FILE = "logs.jsonl"
 _BUCKET_VARIABLE = re.compile(r"(.+_)?BUCKET(_NAME)?")
@@ -98,8 +103,8 @@ class Project:
         try:
             factory = CLIFactory(str(self.project_dir))
             return factory.load_chalice_app(environment_variables=self.config.environment_variables)
-        except RuntimeError as exc:  # chalice wraps a SyntaxError in app.py this way
-            raise UsageError(str(exc)) from None
+        except (RuntimeError, ExperimentalFeatureError) as exc:  # a SyntaxError is wrapped so
+            raise UsageError(str(exc).strip()) from None
 
     def bucket_names(self) -> list[str]:
         stage = self.raw_config["stages"][self.stage]
@@ -146,9 +151,15 @@ def running_up(state_path: Path) -> dict[str, Any] | None:
     return state if _answers(str(state.get("endpoint", ""))) else None
 
 
-def write_state(state_path: Path, endpoint: str, stage: str) -> None:
+def write_state(state_path: Path, target: "AwsTarget", stage: str) -> None:
     state_path.parent.mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps({"pid": os.getpid(), "endpoint": endpoint, "stage": stage}))
+    state = {
+        "pid": os.getpid(),
+        "endpoint": target.endpoint,
+        "s3_endpoint": target.s3_endpoint,
+        "stage": stage,
+    }
+    state_path.write_text(json.dumps(state))
 
 
 def remove_state(state_path: Path) -> None:
@@ -159,61 +170,92 @@ def remove_state(state_path: Path) -> None:
 
 
 @dataclass(frozen=True)
-class S3Target:
-    endpoint: str
-    embedded: bool  # ours: the stage's buckets may be created in it
+class AwsTarget:
+    """Where the functions' AWS calls go: the embedded endpoint for every service
+    (``endpoint``), and S3 there too unless ``AWS_ENDPOINT_URL_S3`` names another."""
+
+    endpoint: str  # the embedded endpoint, or for `invoke` with AWS_ENDPOINT_URL_S3 that S3
+    s3_endpoint: str
+    embedded: bool  # S3 is ours: the stage's buckets may be created in it
     origin: str  # what it is, for the user
     note: str = ""
 
     def describe(self) -> str:
-        return f"S3: {self.origin} at {self.endpoint}" + (f"\n({self.note})" if self.note else "")
+        if self.embedded:
+            text = f"AWS: {self.origin} at {self.endpoint} (S3, SQS, SNS, EventBridge)"
+        elif self.endpoint != self.s3_endpoint:
+            text = (
+                f"S3: the endpoint in AWS_ENDPOINT_URL_S3 at {self.s3_endpoint}\n"
+                f"AWS: {self.origin} at {self.endpoint} (SQS, SNS, EventBridge)"
+            )
+        else:
+            text = f"S3: {self.origin} at {self.s3_endpoint}"
+        return text + (f"\n({self.note})" if self.note else "")
 
 
-def _configured_target() -> S3Target | None:
-    """The endpoint the standard AWS setting names, if any."""
+def _configured_s3() -> str | None:
+    """The S3 endpoint the standard AWS setting names, if any."""
     configured = os.environ.get("AWS_ENDPOINT_URL_S3")
-    if not configured:
-        return None
-    ensure_region()
-    return S3Target(configured, False, "the endpoint in AWS_ENDPOINT_URL_S3")
+    if configured:
+        ensure_region()
+    return configured or None
+
+
+def _point_at(endpoint: str, s3_endpoint: str | None) -> None:
+    """Every service at ``endpoint``; S3 there too unless it is elsewhere."""
+    if s3_endpoint is None or s3_endpoint == endpoint:
+        point_aws_at(endpoint, every_service=True)
+    else:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        os.environ["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+        ensure_region()
 
 
 @contextlib.contextmanager
-def s3_for_invoke(project: Project) -> Iterator[S3Target]:
-    """Point boto3 at the S3 ``invoke`` uses (see the module docstring)."""
-    configured = _configured_target()
+def aws_for_invoke(project: Project) -> Iterator[AwsTarget]:
+    """Point boto3 at what ``invoke`` uses (see the module docstring)."""
+    configured = _configured_s3()
     if configured is not None:
-        yield configured
+        yield AwsTarget(configured, configured, False, "the endpoint in AWS_ENDPOINT_URL_S3")
         return
     state = running_up(project.state_path)
     if state is not None:
-        point_aws_at(state["endpoint"])
-        yield S3Target(state["endpoint"], True, f"the embedded S3 of `up` (pid {state['pid']})")
+        endpoint = state["endpoint"]
+        s3_endpoint = state.get("s3_endpoint", endpoint)
+        _point_at(endpoint, s3_endpoint)
+        yield AwsTarget(
+            endpoint,
+            s3_endpoint,
+            s3_endpoint == endpoint,
+            f"the embedded endpoint of `up` (pid {state['pid']})",
+        )
         return
-    with embedded_s3() as endpoint:
-        point_aws_at(endpoint)
-        yield S3Target(
+    with embedded_aws() as endpoint:
+        point_aws_at(endpoint, every_service=True)
+        yield AwsTarget(
+            endpoint,
             endpoint,
             True,
-            "an ephemeral embedded S3",
-            "no `up` is running and AWS_ENDPOINT_URL_S3 is unset: this S3 and what the "
+            "an ephemeral embedded endpoint",
+            "no `up` is running and AWS_ENDPOINT_URL_S3 is unset: this endpoint and what the "
             "function stores in it are gone when the command exits",
         )
 
 
 @contextlib.contextmanager
-def s3_for_up(port: int) -> Iterator[S3Target]:
-    """``AWS_ENDPOINT_URL_S3`` when set, else an embedded S3 on 127.0.0.1:``port``."""
-    configured = _configured_target()
-    if configured is not None:
-        yield configured
-        return
+def aws_for_up(port: int) -> Iterator[AwsTarget]:
+    """The embedded endpoint on 127.0.0.1:``port`` for every service, S3 included
+    unless ``AWS_ENDPOINT_URL_S3`` names another S3 (then used as is)."""
+    configured = _configured_s3()
     with contextlib.ExitStack() as stack:
         try:
-            endpoint = stack.enter_context(embedded_s3(port))
+            endpoint = stack.enter_context(embedded_aws(port))
         except PortInUseError as exc:
             raise UsageError(
                 f"{exc}: is another `up` running? Choose another port with --port"
             ) from None
-        point_aws_at(endpoint)
-        yield S3Target(endpoint, True, "embedded S3 (moto server)")
+        _point_at(endpoint, configured)
+        if configured is None:
+            yield AwsTarget(endpoint, endpoint, True, "embedded endpoint (moto server)")
+        else:
+            yield AwsTarget(endpoint, configured, False, "embedded endpoint (moto server)")

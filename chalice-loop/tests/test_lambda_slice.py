@@ -1,4 +1,4 @@
-"""The Lambda-slice runner (chalice_loop/lambda_slice.py): a child held to Lambda's CPU
+"""The Lambda-slice runner (chalice_loop.lambda_slice): a child held to Lambda's CPU
 share and memory limit by real cgroups, removed afterwards; unconfined, and saying
 so, where cgroups cannot be written."""
 
@@ -23,8 +23,7 @@ from chalice_loop.lambda_slice import (
     cpu_share,
     run_in_slice,
 )
-
-from tests.conftest import PROJECT, chalice_project
+from loop_testing import chalice_project
 
 SLICE_APP = """
 import pathlib
@@ -179,7 +178,7 @@ def test_cli_invoke_lambda_slice_prints_a_report_from_the_slice(
 ) -> None:
     done = subprocess.run(
         _cli(slice_app, "spin", "--payload", '{"seconds": 0.5}'),
-        cwd=PROJECT, env=_env_without_aws(), capture_output=True, text=True, timeout=120,
+        cwd=slice_app, env=_env_without_aws(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "Lambda slice: 7.2% of one CPU" in done.stderr
@@ -198,7 +197,7 @@ def test_ctrl_c_removes_the_cgroups(
     before = _slice_cgroups()
     cli = subprocess.Popen(
         _cli(slice_app, "spin", "--payload", '{"seconds": 60}'),
-        cwd=PROJECT, env=_env_without_aws(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=slice_app, env=_env_without_aws(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     try:

@@ -279,17 +279,13 @@ def test_schedules_are_read_from_the_app_registrations():
     ]
 
 
-def test_our_app_has_the_daily_cleanup(app_module):
-    assert app_schedules(app_module.app) == [Schedule("cleanup", "rate(1 day)")]
-
-
 def test_the_scheduled_event_is_eventbridge_shaped_and_names_the_deployed_rule():
-    schedule = Schedule("cleanup", "rate(1 day)")
-    rule = schedule.rule_name("worker-functions", "dev")
+    schedule = Schedule("nightly", "rate(1 day)")
+    rule = schedule.rule_name("shop", "dev")
     event = scheduled_event(rule, utc("2026-11-26T03:00:00.250"), "eu-west-1")
-    assert rule == "worker-functions-dev-cleanup-event"
+    assert rule == "shop-dev-nightly-event"
     assert event["resources"] == [
-        "arn:aws:events:eu-west-1:123456789012:rule/worker-functions-dev-cleanup-event"
+        "arn:aws:events:eu-west-1:123456789012:rule/shop-dev-nightly-event"
     ]
     assert event["time"] == "2026-11-26T03:00:00Z"
     assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
