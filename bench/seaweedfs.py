@@ -65,7 +65,7 @@ TEMPLATE_BUCKET = "bench-seed-template"
 START_TIMEOUT_S = 90
 # Anonymous access: SeaweedFS without an IAM configuration accepts any signature.
 CLIENT_CREDENTIALS = {"aws_access_key_id": "seaweedfs", "aws_secret_access_key": "seaweedfs"}
-_REQUEST_TOTAL = re.compile(r'^SeaweedFS_s3_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+_REQUEST_TOTAL = re.compile(r"^SeaweedFS_s3_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -316,7 +316,8 @@ class SeaweedFS:
             self.process.wait()
         self.process = None
         for name in ("master", "volume", "filer", "s3"):  # weed's fixed socket paths
-            for sock in (f"{name}-grpc-{self.ports[name] + GRPC_OFFSET}", f"{name}-{self.ports[name]}"):
+            port = self.ports[name]
+            for sock in (f"{name}-grpc-{port + GRPC_OFFSET}", f"{name}-{port}"):
                 with contextlib.suppress(OSError):
                     Path(f"/tmp/seaweedfs-{sock}.sock").unlink()
 
@@ -420,7 +421,8 @@ class SeaweedFS:
         for n, key in enumerate(report_keys(count, days, seed=bucket_seed(bucket))):
             prefix, name = key.rsplit("/", 1)
             index, head = digests[prefix + "/"]
-            batches[index].put(head + name.encode(), obj_prefix + _inode_bytes(inode + n) + obj_suffix)
+            value = obj_prefix + _inode_bytes(inode + n) + obj_suffix
+            batches[index].put(head + name.encode(), value)
             if n % 200_000 == 199_999:  # bound the batches' memory
                 for batch in batches:
                     batch.write()
