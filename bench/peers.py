@@ -117,7 +117,7 @@ def _slice(weed: SeaweedFS) -> dict[str, Any]:
     (invocation,) = run.invocations
     failed = {}
     if invocation.failed:  # the summary is in the log line; the payload is the error
-        summary = _logged_summary(invocation.lines)
+        summary = logged_summary(invocation.lines)
         failed = {"failed": summary.get("failed", 0), "error": str(invocation.payload)[:2000]}
     else:
         summary = invocation.payload
@@ -132,7 +132,7 @@ def _slice(weed: SeaweedFS) -> dict[str, Any]:
     }
 
 
-def _logged_summary(lines: list[str]) -> dict[str, Any]:
+def logged_summary(lines: list[str]) -> dict[str, Any]:
     """The cleanup's summary from its log line (text format: ``message: {summary}``)."""
     for line in reversed(lines):
         start = line.rfind(": {")

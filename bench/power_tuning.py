@@ -19,6 +19,7 @@ from chalice_loop.lambda_runner import function_settings
 from chalice_loop.lambda_slice import run_in_slice
 
 from bench.cleanup_bench import percentile
+from bench.peers import logged_summary
 from bench.s3_host import ExternalEndpoint, MotoChild
 from chalicelib.cleanup import Deadline
 
@@ -173,14 +174,14 @@ def one_run(host: Host, objects: int) -> dict[str, Any]:
     finally:
         host.drop(admin, bucket)
     (invocation,) = run.invocations
-    summary = invocation.payload if not invocation.failed else {}
+    summary = invocation.payload if not invocation.failed else logged_summary(invocation.lines)
     gb_s = _gb(memory_mb) * invocation.duration_ms / 1000
     return {
         "memory_mb": memory_mb,
         "timeout_s": timeout_s,
         "confined": run.confined,
         "objects": objects,
-        "failed": invocation.failed,
+        "failed": invocation.failed or bool(summary.get("failed")),
         "timed_out": invocation.timed_out,
         "error": invocation.payload if invocation.failed else None,
         "deleted": summary.get("deleted", 0),
@@ -204,6 +205,7 @@ def run(
     cleanup_timeout, cleanup_mb = settings["cleanup"]
     admin = boto3.client("s3")
     out: dict[str, Any] = {
+        "s3": host.description,
         "configured": {name: {"timeout_s": t, "memory_mb": m} for name, (t, m) in settings.items()},
         "prices": asdict(PRICES),
         "worker": [],
