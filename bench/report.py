@@ -133,7 +133,12 @@ def peer_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             failed = (
                 f", {row['failed_runs']} of {row['runs']} runs FAILED" if row["failed_runs"] else ""
             )
-            return f"{row['objects_per_s'] or 0:,}/s{failed}"
+            return (
+                "no" if row["objects_per_s"] is None else f"{row['objects_per_s']:,}"
+            ) + f"/s{failed}"
+
+        def shown(ratio: float | None) -> str:
+            return "no complete run" if ratio is None else f"{ratio}x"
 
         def ok(ratio: float | None, limit: float) -> bool:
             return ratio is not None and ratio >= limit
@@ -143,13 +148,13 @@ def peer_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _target(
                 f"ours at full CPU / s5cmd rm, objects/s ({n})",
                 f">= {OURS_OVER_S5CMD_LIMIT}x",
-                f"{ratios['ours_over_s5cmd']}x ({rate('ours')} / {rate('s5cmd')})",
+                f"{shown(ratios['ours_over_s5cmd'])} ({rate('ours')} / {rate('s5cmd')})",
                 ok(ratios["ours_over_s5cmd"], OURS_OVER_S5CMD_LIMIT),
             ),
             _target(
                 f"ours in its slice ({slice_cfg['memory_mb']} MB) / s5cmd rm at full CPU ({n})",
                 f">= {SLICE_OVER_S5CMD_LIMIT}x",
-                f"{ratios['slice_over_s5cmd']}x ({rate('ours_slice')} / {rate('s5cmd')})",
+                f"{shown(ratios['slice_over_s5cmd'])} ({rate('ours_slice')} / {rate('s5cmd')})",
                 ok(ratios["slice_over_s5cmd"], SLICE_OVER_S5CMD_LIMIT),
             ),
             _target(
@@ -808,6 +813,10 @@ def _peer_label(peer: str, peers: dict[str, Any]) -> str:
     return label
 
 
+def _ratio(value: float | None) -> str:
+    return "no complete run" if value is None else f"{value}x"
+
+
 def peers_section(results: dict[str, Any], plot_name: str) -> list[str]:
     peers = results.get("peers")
     if not peers:
@@ -839,7 +848,7 @@ def peers_section(results: dict[str, Any], plot_name: str) -> list[str]:
         "",
         f"Each client empties its own freshly seeded bucket of {peers['objects']:,} objects "
         "(keys `reports/<day>/<uuid>.json` dealt over 7 days), on the same SeaweedFS server, "
-        f"in {peers['rounds']} rounds; one seeding fills a round's buckets, and the order of "
+        f"in {peers['rounds']} round(s); one seeding fills a round's buckets, and the order of "
         f"the clients rotates every round (`aws s3 rm` runs in the first {peers['aws_rounds']} "
         "round(s) only: one `DeleteObject` per key, a minute per 20,000 here). Wall time is "
         "the best of a client's runs (other processes only add time; every run is in "
@@ -876,10 +885,10 @@ def peers_section(results: dict[str, Any], plot_name: str) -> list[str]:
             body,
         ),
         "",
-        f"Ours at full CPU / s5cmd: {ratios['ours_over_s5cmd']}x (within each round: "
-        f"{ratios['ours_over_s5cmd_per_round']}); ours in its slice / s5cmd at full CPU: "
-        f"{ratios['slice_over_s5cmd']}x (within each round: "
-        f"{ratios['slice_over_s5cmd_per_round']}).",
+        f"Ours at full CPU / s5cmd: {_ratio(ratios['ours_over_s5cmd'])} (within each round: "
+        f"{', '.join(map(_ratio, ratios['ours_over_s5cmd_per_round']))}); ours in its slice / "
+        f"s5cmd at full CPU: {_ratio(ratios['slice_over_s5cmd'])} (within each round: "
+        f"{', '.join(map(_ratio, ratios['slice_over_s5cmd_per_round']))}).",
         "",
     ]
     if slice_run and slice_run.get("report"):
@@ -892,7 +901,7 @@ def peers_section(results: dict[str, Any], plot_name: str) -> list[str]:
         ]
         lines += [
             f"- round {r['round'] + 1}, {r['peer']}: {r.get('failed', '?')} reported failed, "
-            f"{r['deleted']:,} reported deleted, {r['left']} left in the bucket: "
+            f"{r['deleted']:,} reported deleted, {r['left']:,} left in the bucket: "
             f"{str(r.get('error', ''))[:300]}"
             for r in failures
         ]
