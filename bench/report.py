@@ -1030,10 +1030,13 @@ def plot_peers(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = peers["rows"]
-    labels = [_peer_label(r["peer"], peers).replace(", ", ",\n", 1) for r in rows]
+    labels = [_peer_label(r["peer"], peers).replace("`", "").replace(", ", ",\n", 1) for r in rows]
     figure, (rate_axis, cpu_axis) = plt.subplots(1, 2, figsize=(13, 4.8))
     colors = ["tab:blue" if r["peer"].startswith("ours") else "tab:gray" for r in rows]
     rate_axis.barh(labels, [r["objects_per_s"] or 0 for r in rows], color=colors)
+    for index, row in enumerate(rows):
+        if row["objects_per_s"] is None:
+            rate_axis.text(0, index, "  no complete run (keys reported failed)", va="center")
     rate_axis.set_xlabel("objects deleted per second (best run)")
     rate_axis.invert_yaxis()
     cpu_axis.barh(labels, [r["client_cpu_ms_per_1000"] for r in rows], color=colors)
