@@ -91,8 +91,11 @@ def bucket_seed(bucket: str) -> int:
 def _free_port(taken: set[int], grpc: bool) -> int:
     """A loopback port that binds (and whose +10000 binds, for a weed server)."""
     rng = random.Random()
+    # Below the ephemeral range, so that no outgoing connection takes one while the
+    # server restarts after seeding (the kernel picks those ports for clients).
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(500):
-        port = rng.randrange(20_000, 40_000)
+        port = rng.randrange(1_024 + 1_000, low - GRPC_OFFSET)
         wanted = {port, port + GRPC_OFFSET} if grpc else {port}
         if wanted & taken or any(p - GRPC_OFFSET in taken for p in wanted):
             continue
@@ -268,6 +271,17 @@ class SeaweedFS:
         ]  # fmt: skip
 
     def _start(self) -> None:
+        """Start weed; once more after a second if a port was briefly taken."""
+        try:
+            self._start_once()
+        except RuntimeError as exc:
+            if "address already in use" not in str(exc):
+                raise
+            self._stop()
+            time.sleep(1)
+            self._start_once()
+
+    def _start_once(self) -> None:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.data)}
         env |= {"TMPDIR": str(self.data), "LANG": "C.UTF-8"}  # no AWS_*, no SENTRY_DSN
         started = time.perf_counter()
