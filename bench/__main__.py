@@ -61,7 +61,9 @@ def parse_args() -> argparse.Namespace:
         "--seed-check-objects", type=int, default=5000, help="PUT vs seeded check (0: skip)"
     )
     parser.add_argument(
-        "--only", choices=("moto", "seaweedfs"), help="one server's part (the rest is kept)"
+        "--only",
+        choices=("moto", "seaweedfs", "scale"),
+        help="one part (the rest is kept from results.json); scale: only the --full run",
     )
     parser.add_argument("--slice-sandboxes", type=int, default=5, help="worker sandboxes/memory")
     parser.add_argument("--slice-warm", type=int, default=40, help="warm calls per sandbox")
@@ -104,29 +106,32 @@ def main() -> None:
         (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         write_report(results, args.out, args.markdown)
         return
-    if args.full:
+    if args.full or args.only == "scale":
         args.one_run_objects = max(args.one_run_objects, SCALE_RUN_OBJECTS)
     started = time.perf_counter()
     previous = _read(args.out / "results.json") or {}
     results: dict = {"machine": report.machine()}
-    if args.only == "seaweedfs":
+    if args.only in ("seaweedfs", "scale"):
         results |= {k: v for k, v in previous.items() if k in MOTO_PARTS}
     else:
         results |= run_moto(args)
-    if args.only == "moto":
+    if args.only in ("moto", "scale"):
         results |= {k: v for k, v in previous.items() if k in SEAWEEDFS_PARTS}
-    else:
+    one = None
+    if args.only == "scale":
+        one = run_scale(args)
+    elif args.only != "moto":
         results |= run_seaweedfs(args)
         one = results["power_tuning"]["one_run"]
-        if one["objects"] >= SCALE_RUN_OBJECTS:
-            scale = {
-                "measured_at": report.stamp(),
-                "command": _command(),
-                "machine_load": report.load_average(),
-                "s3": results["seaweedfs"]["s3"],
-                "one_run": one,
-            }
-            scale_path.write_text(json.dumps(scale, indent=2) + "\n")  # fmt: skip
+    if one and one["objects"] >= SCALE_RUN_OBJECTS:
+        scale = {
+            "measured_at": report.stamp(),
+            "command": _command(),
+            "machine_load": report.load_average(),
+            "s3": one["s3"],
+            "one_run": one,
+        }
+        scale_path.write_text(json.dumps(scale, indent=2) + "\n")
     results["scale_run"] = _read(scale_path)
     results["machine"]["load_average_at_end"] = report.load_average()
     results["targets"] = report.targets(results)
@@ -204,6 +209,17 @@ def run_moto(args: argparse.Namespace) -> dict:
     return results
 
 
+def run_scale(args: argparse.Namespace) -> dict:
+    """Only the scheduled run at scale, on SeaweedFS (``--only scale``)."""
+    with SeaweedFS() as weed:
+        point_aws_at(weed.endpoint)
+        log(f"\nS3: {weed.description}")
+        log(f"One scheduled cleanup run, {args.one_run_objects:,} objects, configured settings")
+        one = power_tuning.one_run(weed, args.one_run_objects)
+        log(f"    {one['report']}")
+        return one | {"s3": weed.description}
+
+
 def run_seaweedfs(args: argparse.Namespace) -> dict:
     """The SeaweedFS part: seeding check, peers, power tuning, one scheduled run."""
     results: dict = {}
@@ -224,6 +240,7 @@ def run_seaweedfs(args: argparse.Namespace) -> dict:
             args.slice_warm, log,
         )  # fmt: skip
         results["seaweedfs"]["starts_s"] = list(weed.starts_s)
+        results["power_tuning"]["one_run"]["s3"] = weed.description
     return results
 
 

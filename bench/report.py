@@ -329,6 +329,22 @@ def client_cpu_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cleanup_tuning_row(r: dict[str, Any], memory: str) -> list[str]:
+    if r.get("failed"):
+        failed = f"FAILED: {r.get('failed_keys')} keys reported failed, {r['deleted']:,} deleted"
+        return [memory, f"{cpu_share(r['memory_mb']):.1%}", failed, "-", "-", "-", "-", "-"]
+    return [
+        memory,
+        f"{cpu_share(r['memory_mb']):.1%}",
+        f"{r['objects_per_s']:,}",
+        f"{10_000 / r['objects_per_s']:.1f}",
+        f"{r['cpu_ms'] / r['deleted'] * 1000:.0f}",
+        f"~{r['one_run_objects']:,}",
+        _usd(r["lambda_usd_per_1m_objects"]),
+        _usd(r["s3_usd_per_1m_objects"]),
+    ]
+
+
 def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
     tuning = results.get("power_tuning")
     if not tuning:
@@ -382,19 +398,7 @@ def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
                 "Lambda $ per 1M objects",
                 "S3 $ per 1M objects",
             ],
-            [
-                [
-                    mark(r["memory_mb"], cleanup_cfg),
-                    f"{cpu_share(r['memory_mb']):.1%}",
-                    f"{r['objects_per_s']:,}",
-                    f"{10_000 / r['objects_per_s']:.1f}",
-                    f"{r['cpu_ms'] / r['deleted'] * 1000:.0f}",
-                    f"~{r['one_run_objects']:,}",
-                    _usd(r["lambda_usd_per_1m_objects"]),
-                    _usd(r["s3_usd_per_1m_objects"]),
-                ]
-                for r in cleanup_rows
-            ],
+            [_cleanup_tuning_row(r, mark(r["memory_mb"], cleanup_cfg)) for r in cleanup_rows],
         ),
         "",
         f"### Worker{confined(worker_rows)}",
@@ -763,7 +767,7 @@ def plot_power_tuning(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (rate_axis, worker_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
-    cleanup = tuning["cleanup"]
+    cleanup = [r for r in tuning["cleanup"] if not r.get("failed")]
     memory = [r["memory_mb"] for r in cleanup]
     rate_axis.plot(memory, [r["objects_per_s"] for r in cleanup], marker="o", label="objects/s")
     rate_axis.set_xlabel("memory MB")
@@ -952,8 +956,9 @@ def scale_section(results: dict[str, Any]) -> list[str]:
     lines = ["## One scheduled run at scale, on SeaweedFS", ""]
     if scale:
         lines += [
-            f"Measured {scale['measured_at']} by `{scale['command']}` "
-            f"(`make bench BENCH_ARGS=--full`), machine load {scale['machine_load']}; "
+            f"Measured {scale['measured_at']} by `make bench BENCH_ARGS='"
+            f"{scale['command'].removeprefix('python -m bench').strip()}'`, machine load "
+            f"{scale['machine_load']}; "
             f"S3: {scale['s3']}.",
             "",
             "```",
