@@ -190,6 +190,7 @@ def one_run(host: Host, objects: int) -> dict[str, Any]:
         "confined": run.confined,
         "objects": objects,
         "failed": invocation.failed or bool(summary.get("failed")),
+        "failed_keys": summary.get("failed"),
         "timed_out": invocation.timed_out,
         "error": invocation.payload if invocation.failed else None,
         "deleted": summary.get("deleted", 0),

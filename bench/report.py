@@ -79,7 +79,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"one scheduled cleanup run in its slice ({one['memory_mb']} MB, "
                 f"{one['timeout_s']} s), {one['objects']:,} objects",
                 f"deletes >= {ONE_RUN_OBJECTS:,} and returns before its deadline",
-                f"{one['deleted']:,} deleted, complete {one['complete']}, "
+                f"{one['deleted']:,} deleted, {_failed_keys(one)}complete {one['complete']}, "
                 f"{one['duration_ms'] / 1000:.1f} s of {one['timeout_s']} s",
                 one["deleted"] >= ONE_RUN_OBJECTS
                 and one["objects"] >= ONE_RUN_OBJECTS
@@ -174,7 +174,7 @@ def peer_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _target(
                 name,
                 goal,
-                f"{one['deleted']:,} deleted, complete {one['complete']}, "
+                f"{one['deleted']:,} deleted, {_failed_keys(one)}complete {one['complete']}, "
                 f"{one['duration_ms'] / 1000:.1f} s of {one['timeout_s']} s "
                 f"({one['memory_mb']} MB; measured {scale['measured_at']})",
                 one["deleted"] >= SCALE_RUN_OBJECTS
@@ -187,6 +187,13 @@ def peer_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     elif peers:
         out.append(_target(name, goal, "not measured: make bench BENCH_ARGS=--full", False))
     return out
+
+
+def _failed_keys(one: dict[str, Any]) -> str:
+    if not one.get("failed"):
+        return ""
+    keys = one.get("failed_keys")
+    return f"FAILED ({keys:,} keys reported failed), " if keys else "FAILED, "
 
 
 def _target(name: str, goal: str, measured: Any, passed: bool) -> dict[str, Any]:
