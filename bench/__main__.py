@@ -110,28 +110,21 @@ def main() -> None:
         args.one_run_objects = max(args.one_run_objects, SCALE_RUN_OBJECTS)
     started = time.perf_counter()
     previous = _read(args.out / "results.json") or {}
+    if args.only == "scale":  # the last run's figures stay as they are, with their header
+        run_scale_only(args, previous, scale_path)
+        return
     results: dict = {"machine": report.machine()}
-    if args.only in ("seaweedfs", "scale"):
+    if args.only == "seaweedfs":
         results |= {k: v for k, v in previous.items() if k in MOTO_PARTS}
     else:
         results |= run_moto(args)
-    if args.only in ("moto", "scale"):
+    if args.only == "moto":
         results |= {k: v for k, v in previous.items() if k in SEAWEEDFS_PARTS}
-    one = None
-    if args.only == "scale":
-        one = run_scale(args)
-    elif args.only != "moto":
+    if args.only != "moto":
         results |= run_seaweedfs(args)
         one = results["power_tuning"]["one_run"]
-    if one and one["objects"] >= SCALE_RUN_OBJECTS:
-        scale = {
-            "measured_at": report.stamp(),
-            "command": _command(),
-            "machine_load": report.load_average(),
-            "s3": one["s3"],
-            "one_run": one,
-        }
-        scale_path.write_text(json.dumps(scale, indent=2) + "\n")
+        if one["objects"] >= SCALE_RUN_OBJECTS:
+            _write_scale(scale_path, one)
     results["scale_run"] = _read(scale_path)
     results["machine"]["load_average_at_end"] = report.load_average()
     results["targets"] = report.targets(results)
@@ -207,6 +200,27 @@ def run_moto(args: argparse.Namespace) -> dict:
         if host is not None:
             host.close()
     return results
+
+
+def _write_scale(path: Path, one: dict) -> None:
+    scale = {
+        "measured_at": report.stamp(),
+        "command": _command(),
+        "machine_load": report.load_average(),
+        "s3": one["s3"],
+        "one_run": one,
+    }
+    path.write_text(json.dumps(scale, indent=2) + "\n")
+
+
+def run_scale_only(args: argparse.Namespace, previous: dict, scale_path: Path) -> None:
+    """``--only scale``: the run at scale into scale_run.json; the report is redone."""
+    _write_scale(scale_path, run_scale(args))
+    if previous:
+        previous["scale_run"] = _read(scale_path)
+        previous["targets"] = report.targets(previous)
+        (args.out / "results.json").write_text(json.dumps(previous, indent=2) + "\n")
+        write_report(previous, args.out, args.markdown)
 
 
 def run_scale(args: argparse.Namespace) -> dict:

@@ -178,7 +178,8 @@ def one_run(host: Host, objects: int) -> dict[str, Any]:
     host.seed(admin, bucket, objects, SEED_PREFIX)
     try:
         run = run_in_slice(PROJECT, STAGE, "cleanup", [SCHEDULED_EVENT])
-        left = admin.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
+        pages = admin.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        left = sum(page.get("KeyCount", 0) for page in pages)  # all of them: after failures too
     finally:
         host.drop(admin, bucket)
     (invocation,) = run.invocations
