@@ -980,7 +980,7 @@ def scale_section(results: dict[str, Any]) -> list[str]:
                     "requests",
                     "duration s",
                     "deadline margin s",
-                    "left",
+                    "left (at least)",
                     "GB-s",
                     "Lambda $",
                 ],
@@ -1000,6 +1000,10 @@ def scale_section(results: dict[str, Any]) -> list[str]:
             ),
             "",
         ]
+        if one.get("failed"):
+            error = one.get("error") or {}
+            text = error.get("errorMessage", error) if isinstance(error, dict) else error
+            lines += [f"The run FAILED: {str(text)[:400]}", ""]
     else:
         lines += [
             f"Not measured in this run (`make bench BENCH_ARGS=--full` runs "
