@@ -24,11 +24,17 @@ up: $(STAMP)
 invoke: $(STAMP)
 	$(VENV)/bin/chalice-loop invoke $(NAME) --stage $(or $(STAGE),dev)
 
-## Measure the cleanup and the worker, also in Lambda's CPU slice at each memory size, and
-## one scheduled cleanup run on 100,000 objects: bench/results.json, BENCHMARKS.md.
-## Needs writable cgroups for the slice (else it says so); python -m bench --help lists flags.
+## Measure the cleanup and the worker on moto and on SeaweedFS (a real S3 server), beside
+## s5cmd, aws s3 rm and boto3, also in Lambda's CPU slice at each memory size, and one
+## scheduled cleanup run on 100,000 objects (BENCH_ARGS=--full: 1,000,000): bench/results.json,
+## BENCHMARKS.md. Needs writable cgroups for the slice (else it says so); python -m bench --help.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
 .PHONY: bench
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 ## Deploy to AWS (docs/deploy.md). STAGE is a stage in .chalice/config.json.

@@ -11,11 +11,16 @@ from chalice_loop.lambda_slice import MB_PER_VCPU, cpu_share
 
 from bench.limits import (
     CLIENT_CPU_RATIO_LIMIT,
+    CPU_OVER_S5CMD_LIMIT,
     IMPORT_RATIO_LIMIT,
     ONE_RUN_OBJECTS,
+    OURS_OVER_S5CMD_LIMIT,
     RSS_LIMIT_MB,
+    SCALE_RUN_OBJECTS,
+    SLICE_OVER_S5CMD_LIMIT,
     ZIP_LIMIT_BYTES,
 )
+from bench.peers import LABELS as PEER_LABELS
 from bench.power_tuning import run_reserve_ms
 from bench.strategies import LABELS, STRATEGIES
 from chalicelib.cleanup import DELETE_WORKERS, FIRST_REQUEST_ESTIMATE_MS, MARGIN_FACTOR, RESERVE_MS
@@ -74,7 +79,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"one scheduled cleanup run in its slice ({one['memory_mb']} MB, "
                 f"{one['timeout_s']} s), {one['objects']:,} objects",
                 f"deletes >= {ONE_RUN_OBJECTS:,} and returns before its deadline",
-                f"{one['deleted']:,} deleted, complete {one['complete']}, "
+                f"{one['deleted']:,} deleted, {_failed_keys(one)}complete {one['complete']}, "
                 f"{one['duration_ms'] / 1000:.1f} s of {one['timeout_s']} s",
                 one["deleted"] >= ONE_RUN_OBJECTS
                 and one["objects"] >= ONE_RUN_OBJECTS
@@ -82,6 +87,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 and one["confined"],
             )
         )
+    out += peer_targets(results)
     worker = results.get("worker")
     if worker:
         out += [
@@ -111,6 +117,83 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             ),
         ]
     return out
+
+
+def peer_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 20's goals, from the peers' run on SeaweedFS, and the run at scale."""
+    out = []
+    peers = results.get("peers")
+    if peers:
+        rows = {row["peer"]: row for row in peers["rows"]}
+        ratios, s5 = peers["ratios"], rows["s5cmd"]
+        slice_cfg = peers["cleanup_config"]
+
+        def rate(peer: str) -> str:
+            row = rows[peer]
+            failed = (
+                f", {row['failed_runs']} of {row['runs']} runs FAILED" if row["failed_runs"] else ""
+            )
+            return (
+                "no" if row["objects_per_s"] is None else f"{row['objects_per_s']:,}"
+            ) + f"/s{failed}"
+
+        def shown(ratio: float | None) -> str:
+            return "no complete run" if ratio is None else f"{ratio}x"
+
+        def ok(ratio: float | None, limit: float) -> bool:
+            return ratio is not None and ratio >= limit
+
+        n = f"{peers['objects']:,} objects, SeaweedFS"
+        out += [
+            _target(
+                f"ours at full CPU / s5cmd rm, objects/s ({n})",
+                f">= {OURS_OVER_S5CMD_LIMIT}x",
+                f"{shown(ratios['ours_over_s5cmd'])} ({rate('ours')} / {rate('s5cmd')})",
+                ok(ratios["ours_over_s5cmd"], OURS_OVER_S5CMD_LIMIT),
+            ),
+            _target(
+                f"ours in its slice ({slice_cfg['memory_mb']} MB) / s5cmd rm at full CPU ({n})",
+                f">= {SLICE_OVER_S5CMD_LIMIT}x",
+                f"{shown(ratios['slice_over_s5cmd'])} ({rate('ours_slice')} / {rate('s5cmd')})",
+                ok(ratios["slice_over_s5cmd"], SLICE_OVER_S5CMD_LIMIT),
+            ),
+            _target(
+                f"ours' client CPU per 1,000 objects / s5cmd's ({n})",
+                f"<= {CPU_OVER_S5CMD_LIMIT}x",
+                f"{ratios['cpu_ours_over_s5cmd']}x ({rows['ours']['client_cpu_ms_per_1000']} / "
+                f"{s5['client_cpu_ms_per_1000']} ms)",
+                ratios["cpu_ours_over_s5cmd"] <= CPU_OVER_S5CMD_LIMIT,
+            ),
+        ]
+    scale = results.get("scale_run")
+    name = f"one scheduled cleanup run in its slice clears >= {SCALE_RUN_OBJECTS:,} (SeaweedFS)"
+    goal = f"deletes >= {SCALE_RUN_OBJECTS:,}, 0 failed, returns before its deadline"
+    if scale:
+        one = scale["one_run"]
+        out.append(
+            _target(
+                name,
+                goal,
+                f"{one['deleted']:,} deleted, {_failed_keys(one)}complete {one['complete']}, "
+                f"{one['duration_ms'] / 1000:.1f} s of {one['timeout_s']} s "
+                f"({one['memory_mb']} MB; measured {scale['measured_at']})",
+                one["deleted"] >= SCALE_RUN_OBJECTS
+                and one["complete"]
+                and not one["failed"]
+                and not one["timed_out"]
+                and one["confined"],
+            )
+        )
+    elif peers:
+        out.append(_target(name, goal, "not measured: make bench BENCH_ARGS=--full", False))
+    return out
+
+
+def _failed_keys(one: dict[str, Any]) -> str:
+    if not one.get("failed"):
+        return ""
+    keys = one.get("failed_keys")
+    return f"FAILED ({keys:,} keys reported failed), " if keys else "FAILED, "
 
 
 def _target(name: str, goal: str, measured: Any, passed: bool) -> dict[str, Any]:
@@ -253,6 +336,22 @@ def client_cpu_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cleanup_tuning_row(r: dict[str, Any], memory: str) -> list[str]:
+    if r.get("failed"):
+        failed = f"FAILED: {r.get('failed_keys')} keys reported failed, {r['deleted']:,} deleted"
+        return [memory, f"{cpu_share(r['memory_mb']):.1%}", failed, "-", "-", "-", "-", "-"]
+    return [
+        memory,
+        f"{cpu_share(r['memory_mb']):.1%}",
+        f"{r['objects_per_s']:,}",
+        f"{10_000 / r['objects_per_s']:.1f}",
+        f"{r['cpu_ms'] / r['deleted'] * 1000:.0f}",
+        f"~{r['one_run_objects']:,}",
+        _usd(r["lambda_usd_per_1m_objects"]),
+        _usd(r["s3_usd_per_1m_objects"]),
+    ]
+
+
 def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
     tuning = results.get("power_tuning")
     if not tuning:
@@ -280,8 +379,9 @@ def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
         "as a REPORT line "
         "gives them. This is the offline counterpart of aws-lambda-power-tuning (which "
         "invokes a deployed function at each size through Step Functions); it models CPU "
-        "and memory, not Lambda's network, hardware or the S3 service (the S3 here is moto "
-        "on the same machine, so list pages cost more server time than on S3).",
+        "and memory, not Lambda's network, hardware or the S3 service (the S3 here is "
+        f"{tuning.get('s3', 'moto').split(' (')[0].split(',')[0]} on the same machine, whose "
+        "CPU the function's slice shares with it).",
         "",
         f"### Cleanup{confined(cleanup_rows)}",
         "",
@@ -289,9 +389,7 @@ def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
         f'longest timeout ({first["timeout_s"]} s) so that it completes. "One run clears" '
         f"extrapolates that rate to the configured timeout ({cleanup_cfg['timeout_s']} s, "
         f"less the {run_reserve_ms(cleanup_cfg['timeout_s']):,.0f} ms a run of that length "
-        "keeps in reserve); the measured one-run figure is below "
-        "(on moto, list pages slow down as the bucket grows, so the estimate is high for moto; "
-        "S3's do not). "
+        "keeps in reserve); the measured one-run figure is below. "
         "Cost per 1M objects: GB-seconds at the measured rate, plus one Lambda request per "
         "run needed, plus S3 requests (one `ListObjectsV2` and one `DeleteObjects` per "
         "1,000).",
@@ -307,19 +405,7 @@ def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
                 "Lambda $ per 1M objects",
                 "S3 $ per 1M objects",
             ],
-            [
-                [
-                    mark(r["memory_mb"], cleanup_cfg),
-                    f"{cpu_share(r['memory_mb']):.1%}",
-                    f"{r['objects_per_s']:,}",
-                    f"{10_000 / r['objects_per_s']:.1f}",
-                    f"{r['cpu_ms'] / r['deleted'] * 1000:.0f}",
-                    f"~{r['one_run_objects']:,}",
-                    _usd(r["lambda_usd_per_1m_objects"]),
-                    _usd(r["s3_usd_per_1m_objects"]),
-                ]
-                for r in cleanup_rows
-            ],
+            [_cleanup_tuning_row(r, mark(r["memory_mb"], cleanup_cfg)) for r in cleanup_rows],
         ),
         "",
         f"### Worker{confined(worker_rows)}",
@@ -413,7 +499,9 @@ def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
     ]
 
 
-def markdown(results: dict[str, Any], plot_name: str, tuning_plot_name: str) -> str:
+def markdown(
+    results: dict[str, Any], plot_name: str, tuning_plot_name: str, peers_plot_name: str = ""
+) -> str:
     m, cfg, w = results["machine"], results["config"], results.get("worker")
     per_key = _row(results, "per_key", 0.0)
     ours_0 = _row(results, "ours", 0.0)
@@ -433,6 +521,11 @@ def markdown(results: dict[str, Any], plot_name: str, tuning_plot_name: str) -> 
         "figures.",
         f"- Python {m['python']}, {m['platform']}.",
         f"- S3: {cfg['s3']}.",
+        *(
+            [f"- S3 for the peers, the power tuning and the scheduled run: {sw['s3']}."]
+            if (sw := results.get("seaweedfs"))
+            else []
+        ),
         "",
         "## Cleanup",
         "",
@@ -622,7 +715,9 @@ def markdown(results: dict[str, Any], plot_name: str, tuning_plot_name: str) -> 
             "",
         ]
     lines += client_cpu_section(results)
+    lines += peers_section(results, peers_plot_name)
     lines += power_tuning_section(results, tuning_plot_name)
+    lines += scale_section(results)
     lines += ["## Targets", "", *targets_table(results["targets"]), ""]
     return "\n".join(lines)
 
@@ -679,7 +774,7 @@ def plot_power_tuning(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (rate_axis, worker_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
-    cleanup = tuning["cleanup"]
+    cleanup = [r for r in tuning["cleanup"] if not r.get("failed")]
     memory = [r["memory_mb"] for r in cleanup]
     rate_axis.plot(memory, [r["objects_per_s"] for r in cleanup], marker="o", label="objects/s")
     rate_axis.set_xlabel("memory MB")
@@ -720,3 +815,256 @@ def plot_power_tuning(results: dict[str, Any], path: Path) -> None:
 
 def stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _peer_label(peer: str, peers: dict[str, Any]) -> str:
+    label = PEER_LABELS[peer]
+    if peer == "ours_slice":
+        label += f" ({peers['cleanup_config']['memory_mb']} MB)"
+    return label
+
+
+def _ratio(value: float | None) -> str:
+    return "no complete run" if value is None else f"{value}x"
+
+
+def peers_section(results: dict[str, Any], plot_name: str) -> list[str]:
+    peers = results.get("peers")
+    if not peers:
+        return []
+    rows = {row["peer"]: row for row in peers["rows"]}
+    s5 = rows["s5cmd"]["objects_per_s"]
+    ratios = peers["ratios"]
+    slice_run = next((r for r in peers["runs"] if r["peer"] == "ours_slice"), None)
+    body = []
+    for row in peers["rows"]:
+        rate = row["objects_per_s"]
+        by_type = ", ".join(f"{k} {v:g}" for k, v in row["requests_by_type_per_1000"].items())
+        body.append(
+            [
+                _peer_label(row["peer"], peers),
+                f"{row['wall_s']:.2f}",
+                "FAILED" if rate is None else f"{rate:,}",
+                "-" if rate is None or not s5 else f"{rate / s5:.2f}x",
+                f"{row['requests_per_1000']:g} ({by_type})",
+                f"{row['client_cpu_ms_per_1000']:g}",
+                f"{row['server_cpu_ms_per_1000']:g}",
+                ", ".join(f"{w:.2f}" for w in row["wall_s_runs"])
+                + (f" ({row['failed_runs']} FAILED)" if row["failed_runs"] else ""),
+            ]
+        )
+    check = results.get("seed_check")
+    lines = [
+        "## On SeaweedFS: the cleanup beside s5cmd, aws s3 rm and boto3",
+        "",
+        f"Each client empties its own freshly seeded bucket of {peers['objects']:,} objects "
+        "(keys `reports/<day>/<uuid>.json` dealt over 7 days), on the same SeaweedFS server, "
+        f"in {peers['rounds']} round(s); one seeding fills a round's buckets, and the order of "
+        f"the clients rotates every round (`aws s3 rm` runs in the first {peers['aws_rounds']} "
+        "round(s) only: one `DeleteObject` per key, a minute per 20,000 here). Wall time is "
+        "the best of a client's runs (other processes only add time; every run is in "
+        "results.json and in the last column); the CPU and request figures are medians. "
+        "`bench/peers.py`.",
+        "",
+        "- **Requests** are counted by the server, the same way for every client: the "
+        "difference in SeaweedFS's `SeaweedFS_s3_request_total` metric for the client's "
+        "bucket, by operation type and status (`DELETE` is both `DeleteObject` and "
+        "`DeleteObjects`; `aws s3 rm` gets `204` per key).",
+        "- **Client CPU** is the kernel's user + system time of the client's own process, all "
+        "threads. The tools (s5cmd, aws) are timed from their start to their exit "
+        "(`os.wait4`); the Python clients first import and create their client, as a "
+        "Lambda's init does, then are timed from a `go` (`getrusage(RUSAGE_SELF)` before and "
+        "after, wall time over the same span); the sliced handler's figures are the slice "
+        "runner's (REPORT Duration; the child's CPU during the handler, init excluded).",
+        "- **Server CPU** is SeaweedFS's own process (`/proc/<pid>/stat`), over the client's "
+        "run. The server and the client share the machine's 2 CPUs, so a client that uses "
+        "less CPU leaves more to the server.",
+        f"- Machine load (1/5/15-minute) at the start of each round: "
+        f"{'; '.join(str(x) for x in peers['load_average_per_round'])}.",
+        "",
+        *_table(
+            [
+                "client",
+                "wall s (best)",
+                "objects/s",
+                "vs s5cmd",
+                "requests /1,000 (by type)",
+                "client CPU ms /1,000",
+                "server CPU ms /1,000",
+                "wall s of each run",
+            ],
+            body,
+        ),
+        "",
+        f"Ours at full CPU / s5cmd: {_ratio(ratios['ours_over_s5cmd'])} (within each round: "
+        f"{', '.join(map(_ratio, ratios['ours_over_s5cmd_per_round']))}); ours in its slice / "
+        f"s5cmd at full CPU: {_ratio(ratios['slice_over_s5cmd'])} (within each round: "
+        f"{', '.join(map(_ratio, ratios['slice_over_s5cmd_per_round']))}).",
+        "",
+    ]
+    if slice_run and slice_run.get("report"):
+        lines += ["The sliced handler's first run:", "", "```", slice_run["report"], "```", ""]
+    failures = [r for r in peers["runs"] if not r["ok"]]
+    if failures:
+        lines += [
+            "Runs that reported keys as failed (the server had them all the same or not):",
+            "",
+        ]
+        lines += [
+            f"- round {r['round'] + 1}, {r['peer']}: {r.get('failed', '?')} reported failed, "
+            f"{r['deleted']:,} reported deleted, {r['left']:,} left in the bucket: "
+            f"{str(r.get('error', ''))[:300]}"
+            for r in failures
+        ]
+        lines.append("")
+    if plot_name:
+        lines += [f"![the peers on SeaweedFS]({plot_name})", ""]
+    lines += [
+        "### How the buckets are seeded",
+        "",
+        "`PutObject` runs at a few hundred per second here (s5cmd `run` of `cp` lines, 64 "
+        "workers), 21 minutes for a million, so buckets are written into SeaweedFS's filer "
+        "store instead: the default store, leveldb2 (8 LevelDB databases keyed by "
+        "`md5(directory) + name`), with plyvel, while the server is stopped; then it starts "
+        "again. Each entry is a copy of one the server wrote for a real 0-byte `PutObject` "
+        "(ETag, CRC32 checksum, owner, content type), with its own name and inode; the "
+        "directories are copies of the server's own (`bench/seaweedfs.py`). Buckets are "
+        "created through S3.",
+        "",
+    ]
+    if check:
+        put, seeded = check["put_rm"], check["seeded_rm"]
+        lines += [
+            f"Checked in this run on {check['objects']:,} objects "
+            "(`python -m bench.seaweedfs --check-seeding N` repeats it): PUT "
+            f"{check['put_per_s']:,} objects/s; store writes {check['seeded_store_writes_per_s']:,}"
+            f" entries/s, and the restart {check['restart_s']} s. s5cmd lists "
+            f"{check['put_listed_by_s5cmd']:,} PUT and {check['seeded_listed_by_s5cmd']:,} "
+            f"seeded objects; a seeded one answers HEAD with {check['seeded_head']} and GET "
+            f"with {check['seeded_get_bytes']} bytes; `s5cmd rm` deletes the PUT bucket at "
+            f"{put['objects_per_s']:,}/s with {put['requests']} and the seeded bucket at "
+            f"{seeded['objects_per_s']:,}/s with {seeded['requests']}, leaving "
+            f"{put['left']} and {seeded['left']}. Every run above also checks that the client "
+            "deleted exactly the seeded count and left the bucket empty (our cleanup's "
+            "`deleted`, s5cmd's and aws's output lines, boto3's `Deleted` lists).",
+            "",
+        ]
+    return lines
+
+
+def scale_section(results: dict[str, Any]) -> list[str]:
+    """The run at scale (``--full``), and the daily capacity and cost derived from it."""
+    scale = results.get("scale_run")
+    tuning = results.get("power_tuning") or {}
+    one = scale["one_run"] if scale else tuning.get("one_run")
+    if not one:
+        return []
+    prices = tuning.get("prices") or {}
+    lines = ["## One scheduled run at scale, on SeaweedFS", ""]
+    if scale:
+        lines += [
+            f"Measured {scale['measured_at']} by `make bench BENCH_ARGS='"
+            f"{scale['command'].removeprefix('python -m bench').strip()}'`, machine load "
+            f"{scale['machine_load']}; "
+            f"S3: {scale['s3']}.",
+            "",
+            "```",
+            one["report"],
+            "```",
+            "",
+            *_table(
+                [
+                    "objects",
+                    "deleted",
+                    "complete",
+                    "requests",
+                    "duration s",
+                    "deadline margin s",
+                    "left (at least)",
+                    "GB-s",
+                    "Lambda $",
+                ],
+                [
+                    [
+                        f"{one['objects']:,}",
+                        f"{one['deleted']:,}",
+                        one["complete"],
+                        one["requests"],
+                        f"{one['duration_ms'] / 1000:.1f}",
+                        f"{one['deadline_margin_ms'] / 1000:.1f}",
+                        f"{one['left_in_bucket_at_least']:,}",
+                        one["gb_s"],
+                        _usd(one["lambda_usd"]),
+                    ]
+                ],
+            ),
+            "",
+        ]
+        if one.get("failed"):
+            error = one.get("error") or {}
+            text = error.get("errorMessage", error) if isinstance(error, dict) else error
+            lines += [f"The run FAILED: {str(text)[:400]}", ""]
+    else:
+        lines += [
+            f"Not measured in this run (`make bench BENCH_ARGS=--full` runs "
+            f"{SCALE_RUN_OBJECTS:,}); the figures below come from the {one['objects']:,}-object "
+            "run above.",
+            "",
+        ]
+    if not one["deleted"] or not prices:
+        return lines
+    rate = one["deleted"] / (one["duration_ms"] / 1000)
+    usable_s = one["timeout_s"] - run_reserve_ms(one["timeout_s"]) / 1000
+    capacity = rate * usable_s
+    requests_per_1000 = (one["requests"] or 0) / one["deleted"] * 1000
+    # ListObjectsV2 and DeleteObjects in equal numbers when everything is due.
+    s3_usd = (one["requests"] or 0) / 2 * (prices["s3_put_list_post"] + prices["s3_delete_objects"])
+    lines += [
+        "### Daily capacity and the cost of a run (proposed for the README)",
+        "",
+        f"- **Capacity** (one scheduled run a day, {one['memory_mb']} MB, {one['timeout_s']} s): "
+        f"**{one['deleted']:,} objects measured** in one run ({one['duration_ms'] / 1000:.0f} s, "
+        f"{rate:,.0f} objects/s in the slice on SeaweedFS); at that rate a run may use "
+        f"{usable_s:.0f} s (the timeout less the reserve), **~{capacity / 1e6:.1f} million**. "
+        "SeaweedFS runs on the same 2 CPUs as the function here; S3 is not modelled.",
+        f"- **Cost of that run** (us-east-1, x86, free tier ignored): Lambda {one['gb_s']} GB-s "
+        f"= {_usd(one['lambda_usd'])} with the request; S3 {requests_per_1000:g} requests per "
+        f"1,000 objects (half `ListObjectsV2`, half `DeleteObjects` priced as POST) = "
+        f"{_usd(s3_usd)}; **{_usd(one['lambda_usd'] + s3_usd)} for {one['deleted']:,} objects**.",
+        "",
+    ]
+    return lines
+
+
+def plot_peers(results: dict[str, Any], path: Path) -> None:
+    peers = results.get("peers")
+    if not peers:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = peers["rows"]
+    labels = [_peer_label(r["peer"], peers).replace("`", "").replace(", ", ",\n", 1) for r in rows]
+    figure, (rate_axis, cpu_axis) = plt.subplots(1, 2, figsize=(13, 4.8))
+    colors = ["tab:blue" if r["peer"].startswith("ours") else "tab:gray" for r in rows]
+    rate_axis.barh(labels, [r["objects_per_s"] or 0 for r in rows], color=colors)
+    for index, row in enumerate(rows):
+        if row["objects_per_s"] is None:
+            rate_axis.text(0, index, "  no complete run (keys reported failed)", va="center")
+    rate_axis.set_xlabel("objects deleted per second (best run)")
+    rate_axis.invert_yaxis()
+    cpu_axis.barh(labels, [r["client_cpu_ms_per_1000"] for r in rows], color=colors)
+    cpu_axis.set_xscale("log")
+    cpu_axis.set_xlabel("client CPU ms per 1,000 objects (log)")
+    cpu_axis.invert_yaxis()
+    cpu_axis.set_yticklabels([])
+    for axis in (rate_axis, cpu_axis):
+        axis.grid(True, axis="x", alpha=0.3)
+    figure.suptitle(
+        f"Emptying a bucket of {peers['objects']:,} objects on SeaweedFS (same machine, same run)"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
