@@ -215,6 +215,7 @@ class World:
     credentials: dict[str, dict[str, str]]  # role name -> STS credentials
     roles: dict[tuple[str, str], DeployedRole]
     queues: dict[str, str]  # stage -> its failure queue's URL
+    project: Path  # the app the functions run from: the stand-in work's copy
     _clients: dict[str, Any]
 
     def session(self, role_name: str) -> boto3.Session:
@@ -262,7 +263,7 @@ def reset_probe_state() -> None:
 
 
 @pytest.fixture(scope="module")
-def world(s3_endpoint: str) -> Iterator[World]:
+def world(s3_endpoint: str, stand_in_project: Path) -> Iterator[World]:
     """Buckets, one role per deployed function and a harness user that may only
     assume them, created while auth is off; then every request is checked."""
     requests.post(f"{s3_endpoint}/moto-api/reset", timeout=10).raise_for_status()
@@ -320,7 +321,7 @@ def world(s3_endpoint: str) -> Iterator[World]:
             name: sts.assume_role(RoleArn=arn, RoleSessionName="least-privilege")["Credentials"]
             for name, arn in arns.items()
         }
-        yield World(s3_endpoint, harness, credentials, roles, queues, {})
+        yield World(s3_endpoint, harness, credentials, roles, queues, stand_in_project, {})
 
     # Auth is off again for every later test: the default credentials work.
     admin.client("s3", endpoint_url=s3_endpoint).list_buckets()
@@ -347,7 +348,7 @@ def invoke_as(
         **config.environment_variables,
     }
     with lambda_runtime(
-        PROJECT,
+        world.project,
         f"app.{function}",
         function_name(CONFIG, stage, function),
         env,
