@@ -36,11 +36,10 @@ from devtools.deploy.bucket_stack import (
     deploy_stack,
 )
 from devtools.deploy.merge_template import app_config, failure_queue_name, function_config
-from tests.conftest import PROJECT, stage_bucket, stage_config
+from tests.conftest import PROJECT, STAGE, schedule_expression, stage_bucket, stage_config
 from tests.packaging import copy_deployable
 
 VENV = Path(sys.executable).parent.parent
-STAGE = "dev"
 CONFIG = app_config()
 APP = CONFIG["app_name"]
 BUCKET = stage_bucket(STAGE)
@@ -535,13 +534,13 @@ def test_each_function_has_its_own_role_with_exactly_its_policy_file(rehearsal):
         ]
 
 
-def test_the_schedule_rule_runs_the_cleanup_every_day(rehearsal):
+def test_the_schedule_rule_runs_the_cleanup_on_the_apps_schedule(rehearsal, app_module):
     rules = rehearsal.states["deployed"]["rules"]
     cleanup_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name('cleanup')}"
     assert rules == {
         f"{function_name('cleanup')}-event": {
             "Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{function_name('cleanup')}-event",
-            "ScheduleExpression": "rate(1 day)",
+            "ScheduleExpression": schedule_expression(app_module.app, "cleanup"),
             "State": "ENABLED",
             "targets": [cleanup_arn],
         }

@@ -18,8 +18,18 @@ import boto3
 import pytest
 from chalice import Chalice
 from chalice_loop.lambda_runner import LocalLambda
+from chalice_loop.naming import rule_name
 
-from tests.conftest import PROJECT, chalice_project, object_keys, seed_objects, stage_bucket
+from tests.conftest import (
+    APP_NAME,
+    PROJECT,
+    STAGE,
+    chalice_project,
+    object_keys,
+    schedule_expression,
+    seed_objects,
+    stage_bucket,
+)
 
 LAMBDA_BLOCK = re.compile(
     r"START RequestId: (?P<id>[0-9a-f-]{36}) Version: \$LATEST\n"
@@ -336,21 +346,23 @@ def test_up_fire_now_cleanup_empties_the_bucket(s3_server, s3, bucket, tmp_path,
         "--state-dir", tmp_path, "up", "--fire-now", "cleanup", env=env_with_endpoint(s3_server)
     )
     output = up.wait_for(r'"deleted": 1500')
-    assert "rule worker-functions-dev-cleanup-event" in output
+    assert f"rule {rule_name(APP_NAME, STAGE, 'cleanup')}" in output
     assert LAMBDA_BLOCK.search(output) is not None
     assert object_keys(s3, bucket) == []
     assert up.interrupt() == 0
     assert up.output.rstrip().endswith("stopped")
 
 
-def test_up_serves_s3_on_its_port_fires_on_request_and_stops_on_sigint(tmp_path, running):
+def test_up_serves_s3_on_its_port_fires_on_request_and_stops_on_sigint(
+    tmp_path, running, app_module
+):
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = env_without_aws()
     up = running("--state-dir", tmp_path, "up", "--port", str(port), env=env)
     up.wait_for("Type a schedule name")
     assert f"embedded S3 (moto server) at {endpoint}" in up.output
-    assert "cleanup  rate(1 day)  next " in up.output
+    assert f"cleanup  {schedule_expression(app_module.app, 'cleanup')}  next " in up.output
     assert json.loads((tmp_path / "up.json").read_text())["endpoint"] == endpoint
     follow = running("--state-dir", tmp_path, "logs", "--follow", "-n", "worker", env=env)
 
@@ -366,7 +378,7 @@ def test_up_serves_s3_on_its_port_fires_on_request_and_stops_on_sigint(tmp_path,
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
-    bucket = stage_bucket("dev")
+    bucket = stage_bucket()
     assert object_keys(s3, bucket) == [json.loads(done.stdout)["key"]]
     follow.wait_for("Worker Event: ")
 

