@@ -25,6 +25,7 @@ from tests.conftest import (
     PROJECT,
     STAGE,
     chalice_project,
+    function_settings,
     object_keys,
     schedule_expression,
     seed_objects,
@@ -226,7 +227,7 @@ def test_invoke_worker_prints_the_lambda_block_and_stores_the_report(
     assert f"S3: the endpoint in AWS_ENDPOINT_URL_S3 at {s3_server}" in done.stderr
     block = LAMBDA_BLOCK.search(done.stderr)
     assert block is not None, done.stderr
-    assert block["memory"] == "128"  # config.json's lambda_memory_size
+    assert block["memory"] == str(function_settings("worker").lambda_memory_size)
     assert "Worker Event: " in block["logs"]
     result = json.loads(done.stdout)
     assert result["key"] in {f"reports/{day}/{block['id']}.json" for day in days}

@@ -17,7 +17,7 @@ import pytest
 from chalicelib.log_format import TextFormatter
 from chalicelib.log_safety import SIGNING_LOGGERS
 from chalicelib.reports import report_key
-from tests.conftest import PROJECT, STAGE, STAGES, object_keys, seed_objects, stage_bucket
+from tests.conftest import APP_NAME, PROJECT, STAGE, STAGES, object_keys, seed_objects, stage_bucket
 
 SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
 MARK = "INJECTED"  # follows every control sequence below, to find it if it lands raw
@@ -62,7 +62,7 @@ def everything_logged() -> Iterator[list[logging.LogRecord]]:
     records: list[logging.LogRecord] = []
     sink = _Sink(threading.get_ident(), records)
     sink.setFormatter(TextFormatter())
-    loggers = [logging.getLogger(), logging.getLogger("worker-functions")]
+    loggers = [logging.getLogger(), logging.getLogger(APP_NAME)]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(sink)
