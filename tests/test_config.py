@@ -131,10 +131,10 @@ def test_each_role_writes_only_its_own_functions_log_group(s3_endpoint, stage):
     functions = [
         r if isinstance(r, models.LambdaFunction) else r.lambda_function for r in graph.resources
     ]
-    assert sorted(f.function_name for f in functions) == [
-        f"{APP}-{stage}-cleanup",
-        f"{APP}-{stage}-worker",
-    ]
+    assert sorted(f.function_name for f in functions) == sorted(
+        f"{APP}-{stage}-{name}" for name in CONFIG["stages"][stage]["lambda_functions"]
+    )
+    assert {"worker", "cleanup"} <= set(CONFIG["stages"][stage]["lambda_functions"])
     for function in functions:
         document = json.loads((PROJECT / function.role.policy.filename).read_text())
         group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{function.function_name}"

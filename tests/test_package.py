@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chalice.utils import to_cfn_resource_name
 from chalice_loop.embedded_s3 import DEFAULT_REGION, LOCAL_CREDENTIALS
 
 from bench.limits import ZIP_LIMIT_BYTES as ZIP_LIMIT
@@ -355,9 +356,10 @@ def test_alarm_not_run_fires_after_25_hours_without_an_invocation():
 def test_packaged_template_holds_exactly_the_app_its_bucket_and_ops(packages, stage):
     tmpl = sam_template(packages, stage)
     infra = {**BUCKET_TEMPLATE["Resources"], **OPS_TEMPLATE["Resources"]}
-    assert sorted(tmpl["Resources"]) == sorted(
-        ["Worker", "WorkerRole", "Cleanup", "CleanupRole", *infra]
-    )
+    functions = stage_config(stage)["lambda_functions"]  # worker, cleanup and any you add
+    app = [to_cfn_resource_name(n) for f in functions for n in (f, f"{f}_role")]
+    assert sorted(tmpl["Resources"]) == sorted([*app, *infra])
+    assert {"Worker", "WorkerRole", "Cleanup", "CleanupRole"} <= set(app)
     for logical_id, resource in infra.items():
         assert tmpl["Resources"][logical_id] == resource  # one definition, shared with path 1
     assert tmpl["Conditions"] == OPS_TEMPLATE["Conditions"]
@@ -383,8 +385,7 @@ def test_packaged_functions_match_config(packages, app_module, stage):
     runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
     settings = lambda_settings()
     assert {f["Properties"]["Handler"] for f in functions.values()} == {
-        "app.worker",
-        "app.cleanup",
+        f"app.{name}" for name in stage_config(stage)["lambda_functions"]
     }
     for name in ("worker", "cleanup"):
         props = functions[name.capitalize()]["Properties"]
