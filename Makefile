@@ -4,15 +4,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format clean bucket ops deploy destroy package
+.PHONY: run test lint format clean bucket ops deploy destroy package policies
 
 $(STAMP): requirements.txt requirements-dev.txt chalice-loop/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	touch $(STAMP)
 
+## The per-function policy files in .chalice/, from config.json (the names) and
+## infra/policies.json (the statements); only changed files are rewritten. test, run,
+## deploy and package run it first (docs/configuration.md).
+policies: $(STAMP)
+	$(PY) -m devtools.deploy.policies
+
 ## Run the worker and the cleanup locally against an embedded S3.
-run: $(STAMP)
+run: $(STAMP) policies
 	$(PY) -m devtools.run_local
 
 ## Local Lambda loop (docs/local-loop.md): embedded S3 on 127.0.0.1:4572 and the
@@ -53,7 +59,7 @@ ops: $(STAMP)
 
 ## Path 1: the bucket and ops stacks, chalice deploy (without stale bytecode in the
 ## zip), then the Lambda settings chalice cannot express (infra/lambda_settings.json).
-deploy: bucket ops
+deploy: policies bucket ops
 	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
 	PYTHONDONTWRITEBYTECODE=1 $(CHALICE) deploy --stage $(STAGE)
 	$(PY) -m devtools.deploy.lambda_settings apply --stage $(STAGE)
@@ -67,11 +73,11 @@ destroy: $(STAMP)
 	$(PY) -m devtools.deploy.bucket_stack delete --stack ops --stage $(STAGE)
 
 ## Path 2: one template with the bucket and ops stacks merged in: out/$(STAGE)/{sam.json,deployment.zip}.
-package: $(STAMP)
+package: $(STAMP) policies
 	$(PY) -m devtools.deploy.package --stage $(STAGE)
 
 ## Lint, then the whole test suite (what CI runs).
-test: $(STAMP) lint
+test: $(STAMP) policies lint
 	$(PY) -m pytest
 
 lint: $(STAMP)

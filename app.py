@@ -32,7 +32,7 @@ S3 = make_client()
 @app.lambda_function(name="worker")
 @observed(worker_metrics)
 def worker(event: Any, context: Any) -> dict[str, Any]:
-    """Invoked by hand with a custom event: do the work, store a report."""
+    """Invoked by hand with a custom event: do the work (chalicelib/work.py), store a report."""
     return run_worker(S3, event, context.aws_request_id, app.log)
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from chalice_loop.embedded_s3 import ensure_region, point_aws_at
+from chalice_loop import ensure_region, point_aws_at
 
 from bench import cleanup_bench, peers, power_tuning, report, worker_bench
 from bench.client_cpu import measure as measure_client_cpu

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 from chalice.cli.factory import CLIFactory
 from chalice.local import LambdaContext
-from chalice_loop.lambda_runner import function_settings
+from chalice_loop import function_settings
 
 from bench.instrument import CallTimer, RequestCounter, SimulatedRoundTrip
 from bench.s3_host import ExternalEndpoint, MotoChild

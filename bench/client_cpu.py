@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", choices=SIDES)
     args = parser.parse_args()
-    from chalice_loop.embedded_s3 import point_aws_at
+    from chalice_loop import point_aws_at
 
     from bench.s3_host import MotoChild
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import boto3
 from chalice.cli.factory import CLIFactory
-from chalice_loop.lambda_runner import function_settings
-from chalice_loop.lambda_slice import run_in_slice
+from chalice_loop import function_settings, run_in_slice
 
 from bench.cleanup_bench import percentile
 from bench.peers import logged_summary

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chalice_loop.lambda_slice import MB_PER_VCPU, cpu_share
+from chalice_loop import MB_PER_VCPU, cpu_share
 
 from bench.limits import (
     CLIENT_CPU_RATIO_LIMIT,

@@ -116,7 +116,7 @@ def start_host() -> MotoChild | ExternalEndpoint:
 
 
 def _serve() -> None:
-    from chalice_loop.embedded_s3 import embedded_s3
+    from chalice_loop import embedded_s3
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 

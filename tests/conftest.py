@@ -1,5 +1,13 @@
 """Shared fixtures: one embedded S3 server (moto, over real HTTP on 127.0.0.1)
-for the session, reset before each test, and the app wired to it."""
+for the session, reset before each test, and the app wired to it, with the
+tests' own stand-in work in place of the adopter's (tests/stand_in_work.py).
+
+Tests read the app's settings from where the app keeps them, never from a copy:
+the stages, each stage's bucket, memory and timeouts through chalice's own
+config (:func:`chalice_config`, :func:`function_settings`), the schedule from
+the app's decorator (:func:`schedule_expression`), the deployed names through
+``chalice_loop.naming``.
+"""
 
 import json
 import os
@@ -15,13 +23,45 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from chalice.app import Chalice, ScheduledEventConfig
+from chalice.cli.factory import CLIFactory
+from chalice.config import Config
+from chalice.constants import DEFAULT_STAGE_NAME
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from chalice_loop import LocalLambda, embedded_s3, point_aws_at  # noqa: E402
 
+from tests.stand_in_work import StandInWork  # noqa: E402
+
 SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
+APP_NAME = json.loads((PROJECT / ".chalice" / "config.json").read_text())["app_name"]
+STAGES = tuple(sorted(json.loads((PROJECT / ".chalice" / "config.json").read_text())["stages"]))
+# The stage chalice (and make, and make run) use when none is named.
+STAGE = DEFAULT_STAGE_NAME
+
+
+def chalice_config(stage: str = STAGE, project: Path = PROJECT) -> Config:
+    """The stage's configuration as chalice reads it for ``chalice deploy``."""
+    return CLIFactory(str(project)).create_config_obj(chalice_stage_name=stage)
+
+
+def function_settings(function: str, stage: str = STAGE) -> Config:
+    """One function's settings as chalice resolves them (``lambda_memory_size``,
+    ``lambda_timeout``, ``environment_variables``: per function over the stage's
+    over the top level)."""
+    return chalice_config(stage).scope(stage, function)
+
+
+def schedule_expression(app: Chalice, function: str) -> str:
+    """The schedule the app's ``@app.schedule`` gives ``function``, as chalice deploys it
+    (``rate(1 day)``, ``cron(0 3 * * ? *)``)."""
+    (source,) = [
+        s for s in app.event_sources if isinstance(s, ScheduledEventConfig) and s.name == function
+    ]
+    expression = source.schedule_expression
+    return expression if isinstance(expression, str) else expression.to_string()
 
 
 def chalice_project(project: Path, app_source: str, config: dict[str, Any]) -> Path:
@@ -32,13 +72,15 @@ def chalice_project(project: Path, app_source: str, config: dict[str, Any]) -> P
     return project
 
 
-def stage_config(stage: str = "dev") -> dict[str, Any]:
+def stage_config(stage: str = STAGE) -> dict[str, Any]:
+    """The stage's section of config.json, as written."""
     config = json.loads((PROJECT / ".chalice" / "config.json").read_text())
     return config["stages"][stage]
 
 
-def stage_bucket(stage: str = "dev") -> str:
-    return stage_config(stage)["environment_variables"]["BUCKET"]
+def stage_bucket(stage: str = STAGE) -> str:
+    """The stage's reports bucket: its ``BUCKET``, as chalice resolves it."""
+    return chalice_config(stage).environment_variables["BUCKET"]
 
 
 @pytest.fixture(scope="session")
@@ -66,15 +108,26 @@ def s3(s3_server: str) -> Any:
 
 @pytest.fixture
 def bucket(s3: Any) -> str:
-    """The dev stage's reports bucket, created empty."""
-    name = stage_bucket("dev")
+    """The default stage's reports bucket, created empty."""
+    name = stage_bucket()
     s3.create_bucket(Bucket=name)
     return name
 
 
 @pytest.fixture
-def app_module(s3_server: str) -> Any:
-    """The Chalice app module, imported once the endpoint is configured."""
+def work(monkeypatch: pytest.MonkeyPatch) -> StandInWork:
+    """The tests' own work in place of ``chalicelib.work.perform_work`` (the module the
+    worker calls it through): it records the events it gets; set ``.result`` or
+    ``.error`` to make it return or raise something else."""
+    stand_in = StandInWork()
+    monkeypatch.setattr("chalicelib.work.perform_work", stand_in)
+    return stand_in
+
+
+@pytest.fixture
+def app_module(s3_server: str, work: StandInWork) -> Any:
+    """The Chalice app module, imported once the endpoint is configured; the worker
+    runs the stand-in work."""
     import app
 
     return app
@@ -84,8 +137,18 @@ def app_module(s3_server: str) -> Any:
 def chalice_client(app_module: Any) -> Iterator[Any]:
     from chalice.test import Client
 
-    with Client(app_module.app, stage_name="dev", project_dir=str(PROJECT)) as client:
+    with Client(app_module.app, stage_name=STAGE, project_dir=str(PROJECT)) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def stand_in_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app's deployable files copied, with the stand-in work as chalicelib/work.py:
+    for tests that run the app in another process (Lambda's runtime client)."""
+    from devtools.deploy.package import copy_deployable
+    from tests.stand_in_work import install
+
+    return install(copy_deployable(tmp_path_factory.mktemp("stand-in") / "project"))
 
 
 @pytest.fixture
@@ -131,12 +194,12 @@ def lambda_handler(app_module: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
     tests can count and fault the app's own S3 client and drive it from threads
     or hypothesis; tests/test_lambda_runtime.py and tests/test_package.py run the
     functions under awslambdaric. ``chalice.test.Client`` swaps ``os.environ``
-    around every invoke, which races between threads; here the dev stage's
+    around every invoke, which races between threads; here the default stage's
     environment is set once for the test, and each call gets its own
     ``LambdaContext`` from ``LocalLambda.context`` (its own request id, the
     stage's timeout and memory size) through ``LocalLambda.call``.
     """
-    local = LocalLambda(app_module.app, stage="dev", project_dir=str(PROJECT))
+    local = LocalLambda(app_module.app, stage=STAGE, project_dir=str(PROJECT))
     for name, value in local.config.environment_variables.items():
         monkeypatch.setenv(name, value)
 

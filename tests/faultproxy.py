@@ -61,6 +61,8 @@ HOP_BY_HOP = {
 }  # fmt: skip
 FOREVER = 3600.0
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_BUCKET = re.compile(r"^/[^/?]+")  # a path-style target's first segment: the bucket
+BUCKET_MARK = "/<bucket>"
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,10 @@ class Injection:
 
 @dataclass(frozen=True, order=True)
 class RequestIdentity:
-    """A request as a rerun would send it again: ``target`` with dates blanked, the
-    SHA-256 of its body, and ``occurrence``, its rank (from 1) among the requests
-    identical in all three (a retry of the same request is the next occurrence)."""
+    """A request as a rerun would send it again: ``target`` with dates blanked and the
+    bucket's name replaced by ``<bucket>``, the SHA-256 of its body, and ``occurrence``,
+    its rank (from 1) among the requests identical in all three (a retry of the same
+    request is the next occurrence)."""
 
     method: str
     target: str
@@ -439,12 +442,13 @@ class FaultProxy:
         """Count the request and draw its fault (and, for fail_keys, its failing keys).
 
         The draw depends only on the seed, the request (method and target with
-        dates blanked; for DeleteObjects, the keys in its body) and how many
-        times that same request came before: concurrent clients replay too, and
-        so does a rerun on another day. (A PutObject body holds the time it was
-        made, so it is left out.)
+        dates blanked and the bucket's name left out; for DeleteObjects, the keys in
+        its body) and how many times that same request came before: concurrent
+        clients replay too, and so does a rerun on another day or with the bucket
+        renamed. (A PutObject body holds the time it was made, so it is left out.)
         """
-        digest, target = hashlib.sha256(body).hexdigest(), _DATE.sub("-", target)
+        digest = hashlib.sha256(body).hexdigest()
+        target = _BUCKET.sub(BUCKET_MARK, _DATE.sub("-", target), count=1)
         identity = f"{method} {target} {digest if operation == 'DeleteObjects' else ''}"
         with self._lock:
             self._seq += 1

@@ -43,7 +43,7 @@ class _Server(ThreadingHTTPServer):
 class RuntimeAPI:
     """Queued invocations for one runtime process, and their outcomes."""
 
-    def __init__(self, function_name: str, timeout_s: int = 15) -> None:
+    def __init__(self, function_name: str, timeout_s: int) -> None:
         self.function_name, self.timeout_s = function_name, timeout_s
         self.pending: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.outcomes: dict[str, Outcome] = {}
@@ -189,9 +189,9 @@ def lambda_runtime(
     handler: str,
     function_name: str,
     env: dict[str, str],
-    timeout_s: int = 15,
+    timeout_s: int,
     *,
-    memory_mb: int = 128,
+    memory_mb: int,
     python_flags: Sequence[str] = (),
     import_path: Sequence[Path] = (),
 ) -> Iterator[tuple[RuntimeAPI, RuntimeProcess]]:

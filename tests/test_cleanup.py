@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from chalice_loop import LocalLambda
+from chalice_loop import LocalLambda, rule_name
 
 from bench.instrument import RequestCounter, SimulatedRoundTrip
 from chalicelib.cleanup import (
@@ -25,8 +25,10 @@ from chalicelib.s3 import WORST_CASE_CALL_S, make_client
 from chalicelib.settings import ConfigurationError, parse_duration
 from chalicelib.worker_event import InvalidEventError
 from tests.conftest import (
+    APP_NAME,
     PROJECT,
     SCHEDULED_EVENT,
+    STAGE,
     age_objects,
     object_keys,
     seed_objects,
@@ -41,7 +43,7 @@ def scheduled(detail: object) -> dict:
 
 @pytest.fixture
 def run_cleanup(lambda_handler: Any) -> Any:
-    """Invoke the cleanup with the dev stage's config and a context of its 15 s timeout.
+    """Invoke the cleanup with the default stage's config and a context of its timeout.
 
     chalice's test client hard-codes 3 s, which a loaded machine can make too
     short for a few thousand objects: the cleanup would (rightly) stop early.
@@ -60,7 +62,9 @@ def test_scheduled_event_payload_is_eventbridge_shaped():
     }  # fmt: skip
     assert SCHEDULED_EVENT["detail-type"] == "Scheduled Event"
     assert SCHEDULED_EVENT["source"] == "aws.events"
-    assert SCHEDULED_EVENT["resources"][0].endswith(":rule/worker-functions-dev-cleanup-event")
+    assert SCHEDULED_EVENT["resources"][0].endswith(
+        f":rule/{rule_name(APP_NAME, STAGE, 'cleanup')}"
+    )
     assert SCHEDULED_EVENT["detail"] == {}
 
 
@@ -119,7 +123,7 @@ def test_listing_errors_fail_the_cleanup(chalice_client, s3, counted_requests):
     with pytest.raises(CleanupError) as raised:
         chalice_client.lambda_.invoke("cleanup", SCHEDULED_EVENT)
     assert str(raised.value).startswith(
-        "listing s3://worker-functions-reports-dev failed after 0 pages (0 keys listed, "
+        f"listing s3://{stage_bucket()} failed after 0 pages (0 keys listed, "
         "through no key; 0 deleted, 0 failed, 0 due left); keys after it were not seen: "
         "An error occurred (NoSuchBucket)"
     )
@@ -411,7 +415,7 @@ def test_a_run_with_time_for_a_list_and_a_delete_makes_progress(s3_child_endpoin
 
 
 def short_timeout_lambda(app_module, tmp_path, seconds: int) -> LocalLambda:
-    """The dev stage with ``lambda_timeout`` set to ``seconds``, from a copy of .chalice/."""
+    """The default stage with ``lambda_timeout`` set to ``seconds``, from a copy of .chalice/."""
     shutil.copytree(PROJECT / ".chalice", tmp_path / ".chalice")
     config_file = tmp_path / ".chalice" / "config.json"
     config = json.loads(config_file.read_text())
@@ -419,7 +423,7 @@ def short_timeout_lambda(app_module, tmp_path, seconds: int) -> LocalLambda:
     for function in config.get("lambda_functions", {}).values():
         function["lambda_timeout"] = seconds
     config_file.write_text(json.dumps(config))
-    return LocalLambda(app_module.app, stage="dev", project_dir=str(tmp_path))
+    return LocalLambda(app_module.app, stage=STAGE, project_dir=str(tmp_path))
 
 
 def test_a_bucket_too_big_for_one_run_is_emptied_by_the_next_runs(
@@ -430,7 +434,7 @@ def test_a_bucket_too_big_for_one_run_is_emptied_by_the_next_runs(
     # Lambda runs it, with the stage's config and its timeout, on moto in a child process.
     count = 10_000
     client = make_client(endpoint_url=s3_child_endpoint)
-    bucket = stage_bucket("dev")
+    bucket = stage_bucket()
     client.create_bucket(Bucket=bucket)
     s3_child.seed(None, bucket, count, "reports/seed/")
     SimulatedRoundTrip(0.25).attach(client)

@@ -1,16 +1,26 @@
-"""config.json and the per-function policies: every stage is least-privileged."""
+"""config.json and the per-function policies: every stage is least-privileged.
+
+The expected statements are written here from what each function does, independently
+of infra/policies.json (the generator's input), with the names read from config.json.
+"""
 
 import json
 
 import pytest
+from chalice.constants import DEFAULT_STAGE_NAME
 
-from devtools.deploy.merge_template import failure_queue_name, function_config
+from devtools.deploy.merge_template import failure_queue_name, function_config, function_name
+from devtools.deploy.policies import bucket_pattern
 from tests.conftest import PROJECT
+from tests.packaging import evaluate
 
 CONFIG = json.loads((PROJECT / ".chalice" / "config.json").read_text())
 STAGES = sorted(CONFIG["stages"])
 APP = CONFIG["app_name"]
 LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+# Lambda's own limits (not this app's settings): memory in MB, timeout in seconds.
+LAMBDA_MEMORY_MB = (128, 10240)
+LAMBDA_TIMEOUT_S = (1, 900)
 
 
 def policy(stage: str, function: str) -> dict:
@@ -35,10 +45,13 @@ def expected_statements(stage: str, function: str) -> list[tuple[tuple[str, ...]
     ]
 
 
-def test_app_settings():
-    assert CONFIG["app_name"] == "worker-functions"
+def test_app_settings(app_module):
+    # chalice names the deployed functions after config.json's app_name, the app's
+    # logger after app.py's: one name for both.
+    assert CONFIG["app_name"] == app_module.app.app_name
     assert CONFIG["autogen_policy"] is False
-    assert set(STAGES) == {"dev", "prod"}
+    # make, make run and chalice use this stage when none is named.
+    assert DEFAULT_STAGE_NAME in STAGES
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -47,15 +60,28 @@ def test_each_function_resolves_memory_and_timeout_within_lambdas_limits(stage, 
     """Read as chalice resolves them (per function, then stage, then top level):
     whatever the values, every check and deploy path follows this resolution."""
     resolved = function_config(CONFIG, stage, function)
-    assert 128 <= resolved.lambda_memory_size <= 10240
-    assert 1 <= resolved.lambda_timeout <= 900
-    if function == "worker":
-        assert resolved.lambda_timeout == 15  # the seed's
+    assert LAMBDA_MEMORY_MB[0] <= resolved.lambda_memory_size <= LAMBDA_MEMORY_MB[1]
+    assert LAMBDA_TIMEOUT_S[0] <= resolved.lambda_timeout <= LAMBDA_TIMEOUT_S[1]
 
 
-def test_every_stage_has_its_own_bucket():
+def test_every_stage_has_its_own_bucket_with_an_s3_bucket_name():
     buckets = [CONFIG["stages"][s]["environment_variables"]["BUCKET"] for s in STAGES]
-    assert all(buckets) and len(set(buckets)) == len(buckets)
+    assert all(bucket_pattern().fullmatch(b) for b in buckets), buckets  # no wildcard either
+    assert len(set(buckets)) == len(buckets)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_cleanups_policy_names_the_queue_the_ops_stack_creates(stage):
+    """Path 1 deploys infra/ops.json with CleanupFunctionName, the deployed cleanup's
+    name: the queue it creates is the one the cleanup's role may send to."""
+    ops = json.loads((PROJECT / "infra" / "ops.json").read_text())
+    ops["Parameters"]["CleanupFunctionName"]["Default"] = function_name(CONFIG, stage, "cleanup")
+    queue = evaluate(ops["Resources"]["CleanupFailureQueue"]["Properties"]["QueueName"], ops)
+    assert queue == failure_queue_name(CONFIG, stage)
+    (send,) = [
+        s for s in policy(stage, "cleanup")["Statement"] if s["Action"] == ["sqs:SendMessage"]
+    ]
+    assert send["Resource"] == [f"arn:aws:sqs:*:*:{queue}"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -105,10 +131,10 @@ def test_each_role_writes_only_its_own_functions_log_group(s3_endpoint, stage):
     functions = [
         r if isinstance(r, models.LambdaFunction) else r.lambda_function for r in graph.resources
     ]
-    assert sorted(f.function_name for f in functions) == [
-        f"{APP}-{stage}-cleanup",
-        f"{APP}-{stage}-worker",
-    ]
+    assert sorted(f.function_name for f in functions) == sorted(
+        f"{APP}-{stage}-{name}" for name in CONFIG["stages"][stage]["lambda_functions"]
+    )
+    assert {"worker", "cleanup"} <= set(CONFIG["stages"][stage]["lambda_functions"])
     for function in functions:
         document = json.loads((PROJECT / function.role.policy.filename).read_text())
         group = f"arn:aws:logs:*:*:log-group:/aws/lambda/{function.function_name}"

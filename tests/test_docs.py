@@ -24,6 +24,11 @@ argparse parsers, paths by the file system.
   must match something. Paths outside this repository that the pages name on
   purpose (inside the deployment zip or an installed package) start with one of
   ``FOREIGN_ROOTS``. A link's ``#anchor`` must name a heading of its page.
+- **copy and run.** What a page shows runs from a fresh clone of this repository:
+  no relative link or path leaves it (``../...``), no console line holds a
+  machine's absolute path (``/work/...``, ``/tmp/...``, ``/home/...``: see
+  ``LOCAL_ROOTS``), and no console command runs a bare ``python`` or ``pip``,
+  which lacks the dependencies: ``.venv/bin/python`` or a make target does.
 """
 
 import argparse
@@ -46,6 +51,22 @@ PYTHON_M = re.compile(
 )
 CHALICE_LOOP = re.compile(r"(?:^|[\s;|&(])(?:\S*/)?(chalice-loop)((?:\s.*)?)$")
 SHELL_OPERATORS = {";", "|", "||", "&&", "&", "(", ")"}
+# Where a machine's own files live: no page can assume a reader has them.
+LOCAL_ROOTS = (
+    "work",
+    "tmp",
+    "root",
+    "home",
+    "Users",
+    "private",
+    "mnt",
+    "srv",
+    "opt",
+    "var/folders",
+)
+LOCAL_PATH = re.compile(rf"(?<![\w:/.~-])/(?:{'|'.join(LOCAL_ROOTS)})(?=/|\b)")
+PATH_TOKEN = re.compile(r"[^\s'\"\\,;)]*")  # the path from where it starts
+BARE_TOOL = re.compile(r"(?:python|pip)(?:3(?:\.\d+)?)?")
 
 
 def pages() -> list[Path]:
@@ -60,7 +81,8 @@ class Line:
     text: str
 
     def where(self) -> str:
-        return f"{self.page.relative_to(PROJECT)}:{self.number}"
+        page = self.page.relative_to(PROJECT) if self.page.is_relative_to(PROJECT) else self.page
+        return f"{page}:{self.number}"
 
 
 def console_lines(page: Path) -> list[Line]:
@@ -297,6 +319,88 @@ def test_the_parsers_refuse_what_they_should():
     )
     assert "invalid choice" in refusal("devtools.deploy.bucket_stack", ["deploy-all"])
     assert "No module named" in refusal("devtools.package", ["--stage", "dev"])
+
+
+def escaping_paths(page: Path, root: Path = PROJECT) -> list[str]:
+    """Relative links and paths (console words, inline code) that leave the repository
+    at ``root``: a link resolves from its page's folder, a path from the root."""
+    found = []
+    for line in prose_lines(page):
+        for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", line.text):
+            if "://" not in target and not target.startswith("mailto:"):
+                resolved = (page.parent / target).resolve()
+                if target.startswith("/") or not resolved.is_relative_to(root):
+                    found.append(f"{line.where()}: link {target}")
+        for span in re.findall(r"`([^`\s]+)`", line.text):
+            if re.match(r"\.\./[\w.-]", span):  # a path, not the string ../ itself
+                found.append(f"{line.where()}: path {span}")
+    for line in console_lines(page):
+        for word in words(command(line) or ""):
+            if re.match(r"(?:\w+=)?\.\./", word):
+                found.append(f"{line.where()}: path {word}")
+    return found
+
+
+def local_paths(page: Path) -> list[str]:
+    """A machine's absolute paths in console blocks, commands and output alike."""
+    return [
+        f"{line.where()}: {PATH_TOKEN.match(line.text, match.start()).group(0)}"
+        for line in console_lines(page)
+        for match in LOCAL_PATH.finditer(line.text)
+    ]
+
+
+def bare_tools(page: Path) -> list[str]:
+    """Console commands that run ``python`` or ``pip`` from the PATH, not the venv's."""
+    found = []
+    for line in console_lines(page):
+        for argv in simple_commands(command(line) or ""):
+            words = list(argv)
+            while words and (re.fullmatch(r"\w+=.*", words[0]) or words[0] in ("time", "env")):
+                words.pop(0)
+            if words and BARE_TOOL.fullmatch(words[0]):
+                found.append(f"{line.where()}: {shlex.join(argv)}: use .venv/bin/{words[0]}")
+    return found
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda page: page.relative_to(PROJECT).as_posix())
+def test_a_page_can_be_copied_and_run_from_a_fresh_clone(page):
+    problems = escaping_paths(page) + local_paths(page) + bare_tools(page)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_copy_and_run_checks_find_what_they_should(tmp_path):
+    """Each check fails on what it must refuse, and passes what is fine."""
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "example.md"
+    text = "\n".join(
+        [
+            "See [the seed](../../shared/seed/worker-functions.md) and [ok](deploy.md),",
+            "[public](https://github.com/nzoschke/gofaas), `../outside.md` and `docs/x`.",
+            "```console",
+            "$ .venv/bin/chalice-loop --project-dir /tmp/tiny invoke clock",
+            '  File "/work/main/.venv/lib/python3.11/site-packages/chalice/app.py"',
+            "$ cat ../seed.md; curl http://127.0.0.1:4572/tmp/x; ls /var/task /dev/null",
+            "$ python -m devtools.deploy.bucket_stack deploy",
+            "$ AWS_REGION=x time pip install moto && .venv/bin/python -m tests.reliability_figures",
+            "$ make test",
+            "```",
+        ]
+    )
+    page.write_text(text)
+    assert [p.split(": ", 1)[1] for p in escaping_paths(page, tmp_path)] == [
+        "link ../../shared/seed/worker-functions.md",
+        "path ../outside.md",
+        "path ../seed.md",
+    ]
+    assert [p.split(": ", 1)[1] for p in local_paths(page)] == [
+        "/tmp/tiny",
+        "/work/main/.venv/lib/python3.11/site-packages/chalice/app.py",
+    ]
+    assert [p.split(": ", 2)[2] for p in bare_tools(page)] == [
+        "use .venv/bin/python",
+        "use .venv/bin/pip",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -6,24 +6,53 @@ import json
 import os
 import re
 from collections import Counter
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import PROJECT, SCHEDULED_EVENT, object_keys, seed_objects, stage_bucket
-from tests.emf_schema import check_emf
-from tests.runtime_api import lambda_runtime
+from chalice_loop import deployed_name
 
-WORKER = "worker-functions-dev-worker"
-CLEANUP = "worker-functions-dev-cleanup"
-APP_LOGGER = "worker-functions"
+from tests.conftest import (
+    APP_NAME,
+    SCHEDULED_EVENT,
+    STAGE,
+    function_settings,
+    object_keys,
+    seed_objects,
+)
+from tests.emf_schema import check_emf
+from tests.report_schema import check_report
+from tests.runtime_api import RuntimeAPI, RuntimeProcess, lambda_runtime
+from tests.stand_in_work import MARK
+
+WORKER = deployed_name(APP_NAME, STAGE, "worker")
+CLEANUP = deployed_name(APP_NAME, STAGE, "cleanup")
+APP_LOGGER = APP_NAME  # chalice's app logger is named after the app
 
 
 def function_env(log_format: str | None, **more: str) -> dict[str, str]:
     """This process's environment (pointing at the embedded S3) and the stage's settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_LAMBDA_")}
-    env["BUCKET"] = stage_bucket("dev")
+    env.update(function_settings("worker").environment_variables)
     if log_format:
         env["AWS_LAMBDA_LOG_FORMAT"] = log_format
     return env | more
+
+
+def run_function(
+    project: Path, function: str, env: dict[str, str]
+) -> AbstractContextManager[tuple[RuntimeAPI, RuntimeProcess]]:
+    """The default stage's ``function`` from ``project`` under awslambdaric, with its
+    deployed name, timeout and memory as chalice resolves them."""
+    settings = function_settings(function)
+    return lambda_runtime(
+        project,
+        f"app.{function}",
+        deployed_name(APP_NAME, STAGE, function),
+        env,
+        settings.lambda_timeout,
+        memory_mb=settings.lambda_memory_size,
+    )
 
 
 def json_records(output: str) -> list[dict[str, Any]]:
@@ -54,8 +83,8 @@ def by_request(records: list[dict[str, Any]]) -> dict[str, Counter]:
     return counts
 
 
-def test_worker_runs_log_json_records_with_their_request_ids(s3, bucket):
-    with lambda_runtime(PROJECT, "app.worker", WORKER, function_env("JSON")) as (api, runtime):
+def test_worker_runs_log_json_records_with_their_request_ids(stand_in_project, s3, bucket):
+    with run_function(stand_in_project, "worker", function_env("JSON")) as (api, runtime):
         stored = api.invoke({"source_ip": "203.0.113.7", "time_start": "2018-02-21T15:00:43Z"})
         assert api.wait(stored).kind == "response"
         bad = api.invoke({"source_ip": "bad"})
@@ -87,6 +116,8 @@ def test_worker_runs_log_json_records_with_their_request_ids(s3, bucket):
     assert report["message"] == f"Report stored: s3://{bucket}/{key}"
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert report["report"] == {"bytes": len(body)}
+    # Stored as a report, with the result of the copy's work: the stand-in's.
+    assert check_report(json.loads(body))["result"] == {"work": MARK, "source_ip": "203.0.113.7"}
 
     metrics = {r["requestId"]: r for r in records if kind(r) == "metrics"}
     for doc in metrics.values():
@@ -96,9 +127,9 @@ def test_worker_runs_log_json_records_with_their_request_ids(s3, bucket):
     assert (metrics[bad]["ReportsStored"], metrics[bad]["ReportBytes"]) == (0, 0)
 
 
-def test_cleanup_runs_log_the_summary_as_json_fields(s3, bucket):
+def test_cleanup_runs_log_the_summary_as_json_fields(stand_in_project, s3, bucket):
     seed_objects(bucket, 3)
-    with lambda_runtime(PROJECT, "app.cleanup", CLEANUP, function_env("JSON")) as (api, runtime):
+    with run_function(stand_in_project, "cleanup", function_env("JSON")) as (api, runtime):
         emptied = api.invoke(SCHEDULED_EVENT)
         assert api.wait(emptied).kind == "response"
         s3.delete_bucket(Bucket=bucket)  # the next listing fails
@@ -125,18 +156,18 @@ def test_cleanup_runs_log_the_summary_as_json_fields(s3, bucket):
     assert metrics[failed]["CleanupComplete"] == 0 and metrics[failed]["ObjectsDeleted"] == 0
 
 
-def test_text_format_keeps_the_readable_lines(bucket):
-    with lambda_runtime(PROJECT, "app.worker", WORKER, function_env(None)) as (api, runtime):
+def test_text_format_keeps_the_readable_lines(stand_in_project, bucket):
+    with run_function(stand_in_project, "worker", function_env(None)) as (api, runtime):
         request_id = api.invoke({"source_ip": "::1"})
         assert api.wait(request_id).kind == "response"
         lines = runtime.output().splitlines()
 
     assert lines[0] == (
-        'worker-functions - INFO - Worker Event: {"source_ip": "::1", '
+        f'{APP_LOGGER} - INFO - Worker Event: {{"source_ip": "::1", '
         '"time_start": null, "time_end": null}'
     )
     assert re.fullmatch(
-        rf"worker-functions - INFO - Report stored: s3://{bucket}/reports/"
+        rf"{re.escape(APP_LOGGER)} - INFO - Report stored: s3://{re.escape(bucket)}/reports/"
         rf'\d{{4}}-\d\d-\d\d/{request_id}\.json: {{"bytes": \d+}}',
         lines[1],
     )
@@ -144,7 +175,7 @@ def test_text_format_keeps_the_readable_lines(bucket):
     assert len(lines) == 3
 
 
-def test_the_log_level_reaches_debug_without_credentials(s3, bucket):
+def test_the_log_level_reaches_debug_without_credentials(stand_in_project, s3, bucket):
     """SECURITY.md's guarantee under the runtime's JSON format at DEBUG (the level an
     operator may set in LoggingConfig): botocore logs, its signing loggers do not."""
     secrets = {
@@ -153,7 +184,7 @@ def test_the_log_level_reaches_debug_without_credentials(s3, bucket):
         "AWS_SESSION_TOKEN": "runtimeDebugSessionToken0123456789ABCDEFG",
     }
     env = function_env("JSON", AWS_LAMBDA_LOG_LEVEL="DEBUG", **secrets)
-    with lambda_runtime(PROJECT, "app.worker", WORKER, env) as (api, runtime):
+    with run_function(stand_in_project, "worker", env) as (api, runtime):
         assert api.wait(api.invoke({"source_ip": "::1"})).kind == "response"
         output = runtime.output()
     records = json_records(output)

@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import SCHEDULED_EVENT, age_objects, object_keys, seed_objects
 from tests.reliability_figures import record_figures
+from tests.report_schema import check_report
 
 INVOCATIONS = 1000
 CONCURRENCY = 16
@@ -88,7 +89,7 @@ def test_1000_invocations_16_at_a_time_lose_nothing_beside_a_running_cleanup(
     assert len(set(ids)) == len(ids)  # one report per request id
 
     def read(key: str) -> Any:
-        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return check_report(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         bodies = dict(zip(keys, pool.map(read, keys), strict=True))

@@ -18,8 +18,19 @@ from typing import Any
 
 import boto3
 import pytest
+from chalice_loop import rule_name
 
-from tests.conftest import PROJECT, chalice_project, object_keys, seed_objects, stage_bucket
+from tests.conftest import (
+    APP_NAME,
+    PROJECT,
+    STAGE,
+    chalice_project,
+    function_settings,
+    object_keys,
+    schedule_expression,
+    seed_objects,
+    stage_bucket,
+)
 from tests.reliability_figures import record_figures
 
 LAMBDA_BLOCK = re.compile(
@@ -165,7 +176,7 @@ def test_invoke_worker_prints_the_lambda_block_and_stores_the_report(
     assert f"S3: the endpoint in AWS_ENDPOINT_URL_S3 at {s3_server}" in done.stderr
     block = LAMBDA_BLOCK.search(done.stderr)
     assert block is not None, done.stderr
-    assert block["memory"] == "128"  # config.json's lambda_memory_size
+    assert block["memory"] == str(function_settings("worker").lambda_memory_size)
     assert "Worker Event: " in block["logs"]
     result = json.loads(done.stdout)
     assert result["key"] in {f"reports/{day}/{block['id']}.json" for day in days}
@@ -221,14 +232,14 @@ def test_up_fire_now_cleanup_empties_the_bucket(s3_server, s3, bucket, tmp_path,
     )  # fmt: skip
     output = up.wait_for(r'"deleted": 1500')
     assert f"S3: the endpoint in AWS_ENDPOINT_URL_S3 at {s3_server}" in output
-    assert "rule worker-functions-dev-cleanup-event" in output
+    assert f"rule {rule_name(APP_NAME, STAGE, 'cleanup')}" in output
     assert LAMBDA_BLOCK.search(output) is not None
     assert object_keys(s3, bucket) == []
     assert up.interrupt() == 0
     assert up.output.rstrip().endswith("stopped")
 
 
-def test_make_up_serves_s3_fires_on_request_and_stops_on_sigint(tmp_path, running):
+def test_make_up_serves_s3_fires_on_request_and_stops_on_sigint(tmp_path, running, app_module):
     """`up` as `make up` runs it (the Lambda settings file), on a free port."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -239,8 +250,9 @@ def test_make_up_serves_s3_fires_on_request_and_stops_on_sigint(tmp_path, runnin
     )
     up.wait_for("Type a handler's name")
     assert f"AWS: embedded endpoint (moto server) at {endpoint}" in up.output
-    assert f"buckets: s3://{stage_bucket('dev')}" in up.output
-    assert re.search(r"\n  cleanup +schedule +rate\(1 day\)\n +-> next ", up.output)
+    assert f"buckets: s3://{stage_bucket(STAGE)}" in up.output
+    expression = re.escape(schedule_expression(app_module.app, "cleanup"))
+    assert re.search(rf"\n  cleanup +schedule +{expression}\n +-> next ", up.output)
     assert re.search(r"\n  worker +lambda_function ", up.output)
     config = json.loads((PROJECT / settings).read_text())["cleanup"]["EventInvokeConfig"]
     retries, age = config["MaximumRetryAttempts"], config["MaximumEventAgeInSeconds"]
@@ -261,7 +273,7 @@ def test_make_up_serves_s3_fires_on_request_and_stops_on_sigint(tmp_path, runnin
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
-    bucket = stage_bucket("dev")
+    bucket = stage_bucket()
     assert object_keys(s3, bucket) == [json.loads(done.stdout)["key"]]
     follow.wait_for("Worker Event: ")
 

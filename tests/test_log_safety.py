@@ -17,7 +17,7 @@ import pytest
 from chalicelib.log_format import TextFormatter
 from chalicelib.log_safety import SIGNING_LOGGERS
 from chalicelib.reports import report_key
-from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket
+from tests.conftest import APP_NAME, PROJECT, STAGE, STAGES, object_keys, seed_objects, stage_bucket
 
 SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
 MARK = "INJECTED"  # follows every control sequence below, to find it if it lands raw
@@ -62,7 +62,7 @@ def everything_logged() -> Iterator[list[logging.LogRecord]]:
     records: list[logging.LogRecord] = []
     sink = _Sink(threading.get_ident(), records)
     sink.setFormatter(TextFormatter())
-    loggers = [logging.getLogger(), logging.getLogger("worker-functions")]
+    loggers = [logging.getLogger(), logging.getLogger(APP_NAME)]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(sink)
@@ -93,8 +93,10 @@ def hostile_events() -> list[Any]:
 def test_hostile_worker_events_reach_no_key_and_no_log_line_raw(
     lambda_handler, s3, bucket, payload
 ):
-    buckets = [bucket, stage_bucket("prod")]  # the dev stage's, as config.json sets BUCKET
-    s3.create_bucket(Bucket=buckets[1])
+    # The default stage's bucket (as config.json sets BUCKET) and every other stage's.
+    buckets = [bucket, *(stage_bucket(s) for s in STAGES if s != STAGE)]
+    for other in buckets[1:]:
+        s3.create_bucket(Bucket=other)
     request_id = "0bb47628-1718-11e8-ad73-c58e72b8826c"
     errors: list[str] = []
     days = {datetime.now(UTC).strftime("%Y-%m-%d")}
@@ -107,7 +109,7 @@ def test_hostile_worker_events_reach_no_key_and_no_log_line_raw(
             assert len(str(exc)) < 300  # a 64 KiB value is shown shortened
     days.add(datetime.now(UTC).strftime("%Y-%m-%d"))
 
-    written = object_keys(s3, buckets[0]) + object_keys(s3, buckets[1])
+    written = [key for name in buckets for key in object_keys(s3, name)]
     if stored is None:
         assert written == []
     else:  # exactly <prefix>/<date>/<request-id>.json, in the stage's bucket
@@ -216,16 +218,17 @@ def test_botocore_would_log_the_credentials_without_the_guard(
 
 
 @pytest.mark.parametrize("log_format", ["JSON", "Text"])
-def test_hostile_worker_events_forge_no_line_under_the_lambda_runtime(s3, bucket, log_format):
+def test_hostile_worker_events_forge_no_line_under_the_lambda_runtime(
+    stand_in_project, s3, bucket, log_format
+):
     """The same events, as Lambda runs them: one awslambdaric process, one invocation each.
     Every one is refused, and writes nothing. Under JSON every line is one JSON object
     of its invocation; under Text every line starts as the metrics or the runtime's
     error entry writes it."""
-    from tests.runtime_api import lambda_runtime
-    from tests.test_lambda_runtime import WORKER, function_env
+    from tests.test_lambda_runtime import function_env, run_function
 
     events = [case.values[0] for case in hostile_events()]
-    with lambda_runtime(PROJECT, "app.worker", WORKER, function_env(log_format)) as (api, rt):
+    with run_function(stand_in_project, "worker", function_env(log_format)) as (api, rt):
         request_ids = [api.invoke(event) for event in events]
         outcomes = [api.wait(request_id) for request_id in request_ids]
         output = rt.output()

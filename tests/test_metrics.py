@@ -7,12 +7,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-from chalice_loop import LocalLambda
+from chalice_loop import LocalLambda, deployed_name
 
 from chalicelib.cleanup import CleanupError, CleanupResult, DeleteFailure
 from chalicelib.metrics import NAMESPACE, cleanup_metrics, document, worker_metrics
 from chalicelib.settings import ConfigurationError
-from tests.conftest import PROJECT, SCHEDULED_EVENT, seed_objects
+from tests.conftest import APP_NAME, PROJECT, SCHEDULED_EVENT, STAGE, seed_objects
 from tests.emf_schema import check_emf
 from tests.test_local_cli import cli, env_with_endpoint, env_without_aws
 
@@ -38,7 +38,7 @@ def values(metrics: list) -> dict[str, Any]:
 
 
 def test_documents_follow_the_shared_contract(monkeypatch):
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "worker-functions-dev-cleanup")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", deployed_name(APP_NAME, STAGE, "cleanup"))
     doc = document(cleanup_metrics(SUMMARY, None, 12.4), {"requestId": "r-1"}, now_ms=17)
     check_emf(doc)
     directive = doc["_aws"]["CloudWatchMetrics"]
@@ -50,7 +50,8 @@ def test_documents_follow_the_shared_contract(monkeypatch):
         }
     ]
     assert NAMESPACE == "WorkerFunctions" and doc["_aws"]["Timestamp"] == 17
-    assert doc["FunctionName"] == "worker-functions-dev-cleanup" and doc["requestId"] == "r-1"
+    assert doc["FunctionName"] == deployed_name(APP_NAME, STAGE, "cleanup")
+    assert doc["requestId"] == "r-1"
     assert {n: doc[n] for n in CLEANUP_UNITS} == {
         "ObjectsDeleted": 10, "ObjectsDue": 10, "ObjectsRemaining": 0, "ObjectsFailed": 0,
         "CleanupComplete": 1, "CleanupDuration": 12, "KeyRetries": 4,
@@ -116,7 +117,7 @@ def emf_documents(invocation: Any) -> list[dict[str, Any]]:
 
 
 def test_every_invocation_writes_one_document_also_when_it_fails(app_module, bucket):
-    local = LocalLambda(app_module.app, stage="dev", project_dir=str(PROJECT))
+    local = LocalLambda(app_module.app, stage=STAGE, project_dir=str(PROJECT))
     seed_objects(bucket, 3)
     runs = {
         "worker": local.invoke("worker", {"source_ip": "::1"}),
@@ -132,7 +133,7 @@ def test_every_invocation_writes_one_document_also_when_it_fails(app_module, buc
         check_emf(doc)
         assert doc["requestId"] == runs[name].request_id
         function = name.split()[-2] if name.startswith("bad") else name.split()[-1]
-        assert doc["FunctionName"] == f"worker-functions-dev-{function}"
+        assert doc["FunctionName"] == deployed_name(APP_NAME, STAGE, function)
     assert docs["worker"][0]["ReportsStored"] == 1
     assert docs["bad worker event"][0]["ReportsStored"] == 0
     cleaned = docs["cleanup"][0]
@@ -144,25 +145,27 @@ def test_every_invocation_writes_one_document_also_when_it_fails(app_module, buc
     assert cleaned["DryRun"] == docs["bad cleanup event"][0]["DryRun"] == 0
 
 
-def test_local_logs_json_shows_the_fields_lambda_would_store(s3_server, bucket, tmp_path):
+def test_local_logs_json_shows_the_fields_lambda_would_store(
+    s3_server, bucket, tmp_path, stand_in_project
+):
     state = tmp_path / "state"
     payload = (PROJECT / "events" / "worker.json").read_text()
     env = env_with_endpoint(s3_server)
-    assert cli("--state-dir", state, "invoke", "worker", env=env, stdin=payload).returncode == 0
+    app = ("--project-dir", stand_in_project, "--state-dir", state)
+    assert cli(*app, "invoke", "worker", env=env, stdin=payload).returncode == 0
     cleanup = json.dumps(SCHEDULED_EVENT)
-    assert cli("--state-dir", state, "invoke", "cleanup", env=env, stdin=cleanup).returncode == 0
+    assert cli(*app, "invoke", "cleanup", env=env, stdin=cleanup).returncode == 0
 
     shown = cli("--state-dir", state, "logs", "--json", env=env_without_aws())
     assert shown.returncode == 0, shown.stderr
     records = [json.loads(line) for line in shown.stdout.splitlines()]
-    app = [r for r in records if r.get("logger") == "worker-functions"]
+    app = [r for r in records if r.get("logger") == APP_NAME]
     assert [r["message"].split(":")[0] for r in app] == ["Worker Event", "Report stored", "Cleanup"]
     assert app[0]["event"]["source_ip"] == json.loads(payload)["source_ip"]
     assert app[2]["cleanup"]["deleted"] == 1 and app[2]["cleanup"]["complete"] is True
     assert app[0]["requestId"] == app[1]["requestId"] != app[2]["requestId"]
     assert {r["functionName"] for r in app} == {
-        "worker-functions-dev-worker",
-        "worker-functions-dev-cleanup",
+        deployed_name(APP_NAME, STAGE, f) for f in ("worker", "cleanup")
     }
     metrics = [r for r in records if "_aws" in r]
     assert [m["requestId"] for m in metrics] == [app[0]["requestId"], app[2]["requestId"]]
@@ -186,7 +189,7 @@ def test_the_alarms_on_our_metrics_watch_what_a_cleanup_run_emits(app_module, bu
         and alarm["Properties"]["Namespace"] == NAMESPACE
     ]
     assert ours, "no alarm watches the app's own metrics"
-    local = LocalLambda(app_module.app, stage="dev", project_dir=str(PROJECT))
+    local = LocalLambda(app_module.app, stage=STAGE, project_dir=str(PROJECT))
     failed = local.invoke("cleanup", {**SCHEDULED_EVENT, "detail": {"dry_rn": True}})
     (doc,) = emf_documents(failed)
     directive = doc["_aws"]["CloudWatchMetrics"][0]
@@ -197,4 +200,4 @@ def test_the_alarms_on_our_metrics_watch_what_a_cleanup_run_emits(app_module, bu
         assert alarm["Dimensions"][0]["Value"] == {"Ref": "CleanupFunctionName"}
         assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "LessThanThreshold"
     assert doc["CleanupComplete"] == 0  # what the incomplete alarm's Minimum < 1 catches
-    assert doc["FunctionName"] == function_name(app_config(), "dev", CLEANUP)
+    assert doc["FunctionName"] == function_name(app_config(), STAGE, CLEANUP)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chalice.utils import to_cfn_resource_name
 from chalice_loop import DEFAULT_REGION, LOCAL_CREDENTIALS
 
 from bench.limits import ZIP_LIMIT_BYTES as ZIP_LIMIT
@@ -30,9 +31,19 @@ from devtools.deploy.merge_template import (
     min_retention_days,
     rewire_arn,
 )
-from tests.conftest import PROJECT, object_keys, seed_objects, stage_bucket, stage_config
+from tests.conftest import (
+    PROJECT,
+    STAGE,
+    object_keys,
+    schedule_expression,
+    seed_objects,
+    stage_bucket,
+    stage_config,
+)
 from tests.packaging import PSEUDO, STAGES, copy_deployable, evaluate, sam_template
+from tests.report_schema import check_report
 from tests.runtime_api import Outcome, lambda_runtime, runtime_launch
+from tests.stand_in_work import MARK, install
 
 pytest_plugins = ["tests.packaging"]  # `packages`, shared with test_policy_lint.py
 CONFIG = app_config()
@@ -41,9 +52,10 @@ BUCKET_TEMPLATE = json.loads((PROJECT / "infra" / "bucket.json").read_text())
 OPS_TEMPLATE = json.loads((PROJECT / "infra" / "ops.json").read_text())
 BUCKET_ID = bucket_logical_id(BUCKET_TEMPLATE)
 QUEUE_ID = "CleanupFailureQueue"
-OWNED = Owned(
-    "worker-functions-reports-dev", BUCKET_ID, "worker-functions-dev-cleanup-failures", QUEUE_ID
-)
+OWNED = Owned(stage_bucket(STAGE), BUCKET_ID, failure_queue_name(CONFIG, STAGE), QUEUE_ID)
+# The stage whose zip is run as Lambda runs it: the last (prod here), another than
+# the default stage the other tests use.
+RUN_STAGE = STAGES[-1]
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 # What the Lambda Python runtime provides besides the standard library.
 RUNTIME_LIBS = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
@@ -147,7 +159,7 @@ def test_bucket_lifecycle_is_a_whole_bucket_backstop():
 
 def config_with_max_age(max_age: str) -> dict[str, Any]:
     config = json.loads(json.dumps(CONFIG))
-    cleanup = config["stages"]["dev"]["lambda_functions"]["cleanup"]
+    cleanup = config["stages"][STAGE]["lambda_functions"]["cleanup"]
     cleanup["environment_variables"] = {"CLEANUP_MAX_AGE": max_age}
     return config
 
@@ -158,18 +170,18 @@ def config_with_max_age(max_age: str) -> dict[str, Any]:
 )
 def test_retention_must_exceed_the_cleanups_max_age(max_age, least):
     config = config_with_max_age(max_age)
-    assert min_retention_days(config, "dev") == least
-    assert check_retention(least, config, "dev") == least
+    assert min_retention_days(config, STAGE) == least
+    assert check_retention(least, config, STAGE) == least
     with pytest.raises(ValueError) as refused:
-        check_retention(least - 1, config, "dev")
+        check_retention(least - 1, config, STAGE)
     message = str(refused.value)
     assert f"RetentionDays={least - 1} must exceed the cleanup's CLEANUP_MAX_AGE" in message
-    assert "stage dev" in message and f"Use at least {least} day(s)" in message
+    assert f"stage {STAGE}" in message and f"Use at least {least} day(s)" in message
 
 
 def test_retention_check_refuses_a_bad_max_age_by_name():
-    with pytest.raises(ValueError, match="stage dev: CLEANUP_MAX_AGE: years and months"):
-        min_retention_days(config_with_max_age("P1M"), "dev")
+    with pytest.raises(ValueError, match=f"stage {STAGE}: CLEANUP_MAX_AGE: years and months"):
+        min_retention_days(config_with_max_age("P1M"), STAGE)
 
 
 def test_merge_template_refuses_a_retention_the_cleanup_outlives(tmp_path):
@@ -181,10 +193,10 @@ def test_merge_template_refuses_a_retention_the_cleanup_outlives(tmp_path):
     config = config_with_max_age(f"P{default}D")
     (project / ".chalice" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=f"RetentionDays={default} must exceed"):
-        merge_template("dev", project)
+        merge_template(STAGE, project)
     config = config_with_max_age(f"P{default - 1}D")
     (project / ".chalice" / "config.json").write_text(json.dumps(config))
-    merged = merge_template("dev", project)
+    merged = merge_template(STAGE, project)
     assert merged["Parameters"][RETENTION_PARAMETER]["MinValue"] == default
 
 
@@ -344,9 +356,10 @@ def test_alarm_not_run_fires_after_25_hours_without_an_invocation():
 def test_packaged_template_holds_exactly_the_app_its_bucket_and_ops(packages, stage):
     tmpl = sam_template(packages, stage)
     infra = {**BUCKET_TEMPLATE["Resources"], **OPS_TEMPLATE["Resources"]}
-    assert sorted(tmpl["Resources"]) == sorted(
-        ["Worker", "WorkerRole", "Cleanup", "CleanupRole", *infra]
-    )
+    functions = stage_config(stage)["lambda_functions"]  # worker, cleanup and any you add
+    app = [to_cfn_resource_name(n) for f in functions for n in (f, f"{f}_role")]
+    assert sorted(tmpl["Resources"]) == sorted([*app, *infra])
+    assert {"Worker", "WorkerRole", "Cleanup", "CleanupRole"} <= set(app)
     for logical_id, resource in infra.items():
         assert tmpl["Resources"][logical_id] == resource  # one definition, shared with path 1
     assert tmpl["Conditions"] == OPS_TEMPLATE["Conditions"]
@@ -366,14 +379,13 @@ def test_packaged_template_holds_exactly_the_app_its_bucket_and_ops(packages, st
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_packaged_functions_match_config(packages, stage):
+def test_packaged_functions_match_config(packages, app_module, stage):
     tmpl = sam_template(packages, stage)
     functions = of_type(tmpl, "AWS::Serverless::Function")
     runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
     settings = lambda_settings()
     assert {f["Properties"]["Handler"] for f in functions.values()} == {
-        "app.worker",
-        "app.cleanup",
+        f"app.{name}" for name in stage_config(stage)["lambda_functions"]
     }
     for name in ("worker", "cleanup"):
         props = functions[name.capitalize()]["Properties"]
@@ -390,8 +402,9 @@ def test_packaged_functions_match_config(packages, stage):
         assert props["LoggingConfig"] == settings[name]["LoggingConfig"]
     assert "Events" not in functions["Worker"]["Properties"]
     assert "EventInvokeConfig" not in functions["Worker"]["Properties"]
+    schedule = schedule_expression(app_module.app, "cleanup")  # as app.py's decorator has it
     assert functions["Cleanup"]["Properties"]["Events"] == {
-        "CleanupEvent": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 day)"}}
+        "CleanupEvent": {"Type": "Schedule", "Properties": {"Schedule": schedule}}
     }
     assert functions["Cleanup"]["Properties"]["EventInvokeConfig"] == {
         **settings["cleanup"]["EventInvokeConfig"],
@@ -436,7 +449,7 @@ def test_rewiring_refuses_a_policy_naming_another_bucket_or_queue():
     with pytest.raises(ValueError, match="names a bucket other than"):
         rewire_arn("arn:aws:s3:::someone-elses/*", OWNED)
     with pytest.raises(ValueError, match="names a queue other than"):
-        rewire_arn("arn:aws:sqs:*:*:worker-functions-prod-cleanup-failures", OWNED)
+        rewire_arn(f"arn:aws:sqs:*:*:{OWNED.queue}-not", OWNED)
     assert rewire_arn("arn:aws:logs:*:*:log-group:x", OWNED) == "arn:aws:logs:*:*:log-group:x"
     assert rewire_arn(f"arn:aws:sqs:*:*:{OWNED.queue}", OWNED) == {"Fn::GetAtt": [QUEUE_ID, "Arn"]}
     assert rewire_arn(f"arn:aws:s3:::{OWNED.bucket}/${{aws:username}}/*", OWNED) == {
@@ -469,11 +482,12 @@ def test_zip_holds_only_the_app_and_chalices_runtime(packages, stage):
 
 @pytest.fixture(scope="session")
 def lambda_task(packages, tmp_path_factory) -> Path:
-    """The prod zip unpacked into an empty folder (Lambda's /var/task)."""
+    """The zip of ``RUN_STAGE`` unpacked into an empty folder (Lambda's /var/task), with
+    the tests' stand-in work in place of yours (tests/stand_in_work.py)."""
     task = tmp_path_factory.mktemp("task")
-    with zipfile.ZipFile(packages["prod"] / "deployment.zip") as zf:
+    with zipfile.ZipFile(packages[RUN_STAGE] / "deployment.zip") as zf:
         zf.extractall(task)
-    return task
+    return install(task)
 
 
 @pytest.fixture(scope="session")
@@ -540,7 +554,7 @@ def run_zip_handler(
     invocation. Returns (its outcome, the log stream, its request id)."""
     props = tmpl["Resources"][logical_id]["Properties"]
     name = logical_id.lower()
-    config = function_config(CONFIG, "prod", name)  # chalice's resolution, per function
+    config = function_config(CONFIG, RUN_STAGE, name)  # chalice's resolution, per function
     env = function_env(tmpl, logical_id, task, endpoint)
     with lambda_runtime(
         task,
@@ -577,8 +591,8 @@ def importable_from(task: Path, libs: Path) -> dict[str, str | None]:
 def test_zip_worker_runs_as_lambda_and_its_report_lands(
     packages, lambda_task, runtime_libs, s3_server, s3
 ):
-    tmpl = sam_template(packages, "prod")
-    bucket = stage_bucket("prod")
+    tmpl = sam_template(packages, RUN_STAGE)
+    bucket = stage_bucket(RUN_STAGE)
     s3.create_bucket(Bucket=bucket)
     event = json.loads((PROJECT / "events" / "worker.json").read_text())
     outcome, log, request_id = run_zip_handler(
@@ -591,9 +605,10 @@ def test_zip_worker_runs_as_lambda_and_its_report_lands(
     assert outcome.body["key"] == key
     assert f"Report stored: s3://{bucket}/{key}" in log
     assert object_keys(s3, bucket) == [key]
-    stored = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    stored = check_report(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
     assert stored == report
     assert stored["source_ip"] == event["source_ip"]
+    assert stored["result"] == {"work": MARK, "source_ip": event["source_ip"]}
 
 
 def test_the_zips_runtime_imports_only_the_zip_and_the_runtimes_libraries(
@@ -612,8 +627,8 @@ def test_the_zips_runtime_imports_only_the_zip_and_the_runtimes_libraries(
 def test_zip_cleanup_runs_as_lambda_and_empties_the_bucket(
     packages, lambda_task, runtime_libs, s3_server, s3
 ):
-    tmpl = sam_template(packages, "prod")
-    bucket = stage_bucket("prod")
+    tmpl = sam_template(packages, RUN_STAGE)
+    bucket = stage_bucket(RUN_STAGE)
     s3.create_bucket(Bucket=bucket)
     seed_objects(bucket, 1500)
     event = json.loads((PROJECT / "events" / "scheduled.json").read_text())

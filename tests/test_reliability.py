@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import jsonschema
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from chalice.cli.factory import CLIFactory
@@ -40,6 +41,8 @@ from chalicelib.worker_event import format_time
 from tests.conftest import (
     PROJECT,
     SCHEDULED_EVENT,
+    STAGE,
+    STAGES,
     age_objects,
     assert_every_listed_key_accounted,
     object_keys,
@@ -54,6 +57,7 @@ from tests.faultproxy import (
     s3_operation,
 )
 from tests.reliability_figures import record_figures
+from tests.report_schema import check_report
 
 SEED = int(os.environ.get("FAULT_SEED", "7"))
 PUT = frozenset({"PutObject"})
@@ -66,7 +70,7 @@ def function_timeouts() -> dict[str, int]:
     """``lambda_timeout`` (s) of every function in every stage, as chalice resolves it."""
     factory = CLIFactory(str(PROJECT))
     timeouts = {}
-    for stage in ("dev", "prod"):
+    for stage in STAGES:
         config = factory.create_config_obj(chalice_stage_name=stage)
         for function in ("worker", "cleanup"):
             timeouts[f"{stage}/{function}"] = config.scope(stage, function).lambda_timeout
@@ -206,7 +210,7 @@ def test_client_uses_the_documented_retry_and_timeout_policy(s3_endpoint):
 
 def test_worst_case_of_one_call_ends_inside_every_function_timeout():
     timeouts = function_timeouts()
-    assert timeouts  # dev and prod, worker and cleanup
+    assert timeouts  # every stage, worker and cleanup
     for function, timeout in timeouts.items():
         assert timeout > WORST_CASE_CALL_S, function
 
@@ -403,6 +407,21 @@ def test_the_replay_comparison_catches_faults_drawn_in_arrival_order(
     assert first != second  # the per-request comparison: not fooled
 
 
+def test_a_renamed_bucket_draws_the_same_faults(s3_server, s3, bucket, monkeypatch):
+    """The bucket's name is no part of a request's identity: renaming the bucket in
+    config.json changes no fault, so no figure in docs/reliability-figures.json."""
+    renamed = f"{bucket}-renamed"
+    s3.create_bucket(Bucket=renamed)
+    forward = list(range(REPLAY_PUTS))
+    runs = [
+        replay_run(FaultProxy, forward, 4, s3_server, name, monkeypatch)
+        for name in (bucket, renamed)
+    ]
+    first, second = (run.faults_by_request() for run in runs)
+    assert first == second and any(fault for _, fault, _ in first)
+    assert {identity.target.split("/")[1] for identity, _, _ in first} == {"<bucket>"}
+
+
 # --- the worker -------------------------------------------------------------------------
 
 WORKER_FAULTS = [  # 30 % of requests, mixed kinds
@@ -455,13 +474,12 @@ def read_reports(s3: Any, bucket: str) -> dict[str, list[tuple[str, Any]]]:
 
 
 def is_complete_report(body: Any, payload: dict[str, str]) -> bool:
-    return (
-        isinstance(body, dict)
-        and set(body) == {"source_ip", "time_start", "time_end"}
-        and body["source_ip"] == payload["source_ip"]
-        and body["time_start"] == payload["time_start"]
-        and isinstance(body["time_end"], str)
-    )
+    """A whole stored report of ``payload`` (read as a report, not as an event)."""
+    try:
+        check_report(body)
+    except jsonschema.ValidationError:
+        return False
+    return (body["source_ip"], body["time_start"]) == (payload["source_ip"], payload["time_start"])
 
 
 @pytest.mark.slow
@@ -473,7 +491,7 @@ def test_worker_under_30_percent_faults_stores_each_report_once_or_fails(
     proxy, s3 = child_proxy, child_s3
     calls = Calls()
     calls.attach(point_app_at(proxy, app_module, monkeypatch))
-    timeout_s = function_timeouts()["dev/worker"]
+    timeout_s = function_timeouts()[f"{STAGE}/worker"]
     proxy.set_faults(
         [replace(f, seconds=timeout_s) if f.kind == "hang" else f for f in WORKER_FAULTS]
     )
@@ -569,7 +587,7 @@ def test_worker_under_30_percent_faults_stores_each_report_once_or_fails(
 def test_worker_against_a_hanging_s3_fails_with_a_timeout_before_the_function_timeout(
     proxy, faulty_s3, lambda_handler, s3, bucket
 ):
-    timeout_s = function_timeouts()["dev/worker"]
+    timeout_s = function_timeouts()[f"{STAGE}/worker"]
     # The proxy answers anyway at the function timeout: a client without timeouts would succeed.
     proxy.set_faults([Fault("hang", 1.0, PUT, seconds=timeout_s)])
     outcome: dict[str, Any] = {}

@@ -6,11 +6,14 @@ import re
 import subprocess
 import sys
 
-from devtools.deploy.merge_template import app_config, function_config
-from tests.conftest import PROJECT, object_keys
+from chalice_loop import deployed_name
 
-CONFIG = app_config()
+from chalicelib.worker_event import parse_event
+from tests.conftest import APP_NAME, PROJECT, STAGE, function_settings, object_keys, stage_bucket
+from tests.report_schema import check_report
+
 RUN = ("worker", "cleanup")  # what make run invokes, in order
+BUCKET = stage_bucket(STAGE)  # make run's stage is the default one
 
 LAMBDA_BLOCK = re.compile(
     r"START RequestId: (?P<id>[0-9a-f-]{36}) Version: \$LATEST\n"
@@ -38,17 +41,22 @@ def test_run_local_with_its_own_embedded_s3():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "embedded S3 (moto server) at http://127.0.0.1:" in done.stdout
     blocks = [m["memory"] for m in LAMBDA_BLOCK.finditer(done.stdout)]
-    assert blocks == [str(function_config(CONFIG, "dev", f).lambda_memory_size) for f in RUN]
+    assert blocks == [str(function_settings(f).lambda_memory_size) for f in RUN]
     assert "Worker Event: " in done.stdout
-    assert '"time_start":"2018-02-21T15:00:43.511Z"' in done.stdout  # read back from S3
+    # The report read back from S3 (the line after its heading) is a report, whatever
+    # the work returned: this runs your chalicelib/work.py, as make run does.
+    read_back = done.stdout.split("== Report read back from s3://", 1)[1].splitlines()[1]
+    report = check_report(json.loads(read_back))
+    event = parse_event(json.loads((PROJECT / "events" / "worker.json").read_text()))
+    assert report["time_start"] == event.to_json()["time_start"]
     assert "after cleanup: 0 objects" in done.stdout
     documents = [json.loads(line) for line in done.stdout.splitlines() if '"_aws"' in line]
     assert [doc["FunctionName"] for doc in documents] == [
-        "worker-functions-dev-worker",
-        "worker-functions-dev-cleanup",
+        deployed_name(APP_NAME, STAGE, f) for f in RUN
     ]
     assert (documents[1]["CleanupComplete"], documents[1]["ObjectsDeleted"]) == (1, 1)
-    table = "== Metrics of cleanup: WorkerFunctions (FunctionName=worker-functions-dev-cleanup)\n"
+    cleanup = deployed_name(APP_NAME, STAGE, "cleanup")
+    table = f"== Metrics of cleanup: WorkerFunctions (FunctionName={cleanup})\n"
     assert table + "ObjectsDeleted            1 Count\n" in done.stdout
     assert done.stdout.rstrip().endswith("OK")
 
@@ -59,7 +67,7 @@ def test_run_local_uses_aws_endpoint_url_s3_when_set(s3_server, s3):
     assert "embedded S3" not in done.stdout
     assert f"ready at {s3_server}" in done.stdout
     # It created the bucket on our server and left it empty.
-    assert object_keys(s3, "worker-functions-reports-dev") == []
+    assert object_keys(s3, BUCKET) == []
 
 
 def test_run_local_fails_when_a_step_fails(s3_server, s3):
@@ -68,9 +76,9 @@ def test_run_local_fails_when_a_step_fails(s3_server, s3):
     assert done.returncode == 1, done.stdout + done.stderr
     # It got as far as the bucket step (so it imported and started) and failed there,
     # with the S3 error as its last word, not an import or usage error.
-    assert "== Bucket s3://worker-functions-reports-dev" in done.stdout
+    assert f"== Bucket s3://{BUCKET}" in done.stdout
     assert "OK" not in done.stdout and "ready at" not in done.stdout
     assert done.stderr.rstrip().splitlines()[-1] == (
         "botocore.exceptions.EndpointConnectionError: Could not connect to the endpoint URL: "
-        '"http://127.0.0.1:9/worker-functions-reports-dev"'
+        f'"http://127.0.0.1:9/{BUCKET}"'
     )

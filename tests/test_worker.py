@@ -1,4 +1,5 @@
-"""The worker: report content, key scheme, bad input, configuration, S3 failure."""
+"""The worker: report content, key scheme, bad input, configuration, S3 failure, and
+the work's place (chalicelib/work.py), with the tests' stand-in work."""
 
 import json
 import re
@@ -12,9 +13,12 @@ from botocore.exceptions import ClientError
 from chalice.test import Client
 from chalice_loop import LocalLambda
 
+from chalicelib.reports import MAX_REPORT_BYTES, WorkResultError
 from chalicelib.settings import ConfigurationError
-from chalicelib.worker_event import InvalidEventError
-from tests.conftest import PROJECT, object_keys
+from chalicelib.worker_event import InvalidEventError, parse_event
+from tests.conftest import PROJECT, STAGE, object_keys
+from tests.report_schema import check_report
+from tests.stand_in_work import perform_work as stand_in_result
 
 KEY = re.compile(r"reports/(\d{4}-\d{2}-\d{2})/([0-9a-f-]{36})\.json")
 
@@ -24,11 +28,10 @@ def parse_utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_worker_stores_the_event_as_a_report(chalice_client, s3, bucket):
+def test_worker_stores_the_event_as_a_report(chalice_client, s3, bucket, work):
     before = datetime.now(UTC) - timedelta(milliseconds=1)
-    response = chalice_client.lambda_.invoke(
-        "worker", {"source_ip": "203.0.113.7", "time_start": "2018-02-21T15:00:43.511Z"}
-    )
+    payload = {"source_ip": "203.0.113.7", "time_start": "2018-02-21T15:00:43.511Z"}
+    response = chalice_client.lambda_.invoke("worker", payload)
     after = datetime.now(UTC)
     result = response.payload
 
@@ -39,7 +42,10 @@ def test_worker_stores_the_event_as_a_report(chalice_client, s3, bucket):
     assert before <= time_end <= after
     assert match[1] == time_end.strftime("%Y-%m-%d")
 
-    stored = json.loads(s3.get_object(Bucket=bucket, Key=result["key"])["Body"].read())
+    stored = check_report(
+        json.loads(s3.get_object(Bucket=bucket, Key=result["key"])["Body"].read())
+    )
+    assert work.events == [parse_event(payload)]  # the work got the validated event
     assert (
         stored
         == result["report"]
@@ -47,6 +53,7 @@ def test_worker_stores_the_event_as_a_report(chalice_client, s3, bucket):
             "source_ip": "203.0.113.7",
             "time_start": "2018-02-21T15:00:43.511Z",
             "time_end": result["report"]["time_end"],
+            "result": stand_in_result(parse_event(payload)),
         }
     )
     assert object_keys(s3, bucket) == [result["key"]]
@@ -77,7 +84,7 @@ def test_ipv6_source_ip_is_accepted_in_canonical_form(chalice_client, bucket):
 
 
 def test_key_is_derived_from_the_request_id_so_a_retry_overwrites(app_module, s3, bucket):
-    local = LocalLambda(app_module.app, stage="dev", project_dir=str(PROJECT))
+    local = LocalLambda(app_module.app, stage=STAGE, project_dir=str(PROJECT))
     days = {datetime.now(UTC).strftime("%Y-%m-%d")}  # before and after: the run may span midnight
     first = local.invoke("worker", {}, "0bb47628-1718-11e8-ad73-c58e72b8826c").result
     again = local.invoke("worker", {}, "0bb47628-1718-11e8-ad73-c58e72b8826c").result
@@ -128,7 +135,7 @@ def copy_project_with(tmp_path: Path, bucket_value: str | None) -> Path:
     shutil.copytree(PROJECT / ".chalice", tmp_path / ".chalice")
     config_file = tmp_path / ".chalice" / "config.json"
     config = json.loads(config_file.read_text())
-    env = config["stages"]["dev"]["environment_variables"]
+    env = config["stages"][STAGE]["environment_variables"]
     if bucket_value is None:
         del env["BUCKET"]
     else:
@@ -143,7 +150,7 @@ def test_missing_bucket_is_a_configuration_error(
 ):
     monkeypatch.delenv("BUCKET", raising=False)
     project = copy_project_with(tmp_path, bucket_value)
-    client = Client(app_module.app, stage_name="dev", project_dir=str(project))
+    client = Client(app_module.app, stage_name=STAGE, project_dir=str(project))
     with pytest.raises(ConfigurationError, match="BUCKET is not set"):
         client.lambda_.invoke("worker", {"source_ip": "10.0.0.1"})
     assert object_keys(s3, bucket) == []
@@ -164,7 +171,7 @@ def test_one_request_per_invocation(chalice_client, bucket, s3_requests):
 
 
 def test_the_worker_logs_the_event_on_one_line(app_module, bucket):
-    local = LocalLambda(app_module.app, stage="dev", project_dir=str(PROJECT))
+    local = LocalLambda(app_module.app, stage=STAGE, project_dir=str(PROJECT))
     invocation = local.invoke("worker", {"source_ip": "::1", "time_start": "2018-02-21T15:00:43Z"})
     assert invocation.error is None
     event_lines = [line for line in invocation.logs if "Worker Event: " in line]
@@ -175,3 +182,56 @@ def test_the_worker_logs_the_event_on_one_line(app_module, bucket):
         "time_start": "2018-02-21T15:00:43.000Z",
         "time_end": None,
     }
+
+
+# -- the work's place: chalicelib/work.py ------------------------------------------------
+
+
+def test_the_works_result_is_stored_under_result(chalice_client, s3, bucket, work):
+    work.result = {"adopted": True, "scores": [1, 2.5, None], "nested": {"ok": "yes"}}
+    stored = chalice_client.lambda_.invoke("worker", {"source_ip": "::1"}).payload
+    body = json.loads(s3.get_object(Bucket=bucket, Key=stored["key"])["Body"].read())
+    assert check_report(body)["result"] == work.result == stored["report"]["result"]
+
+
+def test_a_bad_event_never_reaches_the_work(chalice_client, bucket, work):
+    with pytest.raises(InvalidEventError):
+        chalice_client.lambda_.invoke("worker", {"source_ip": "bad"})
+    assert work.events == []
+
+
+def test_a_failing_work_fails_the_invocation_and_writes_nothing(
+    chalice_client, s3, bucket, s3_requests, work
+):
+    work.error = RuntimeError("the work broke")
+    with pytest.raises(RuntimeError, match="the work broke"):
+        chalice_client.lambda_.invoke("worker", {"source_ip": "::1"})
+    assert len(work.events) == 1
+    assert object_keys(s3, bucket) == [] and s3_requests["PutObject"] == 0
+
+
+@pytest.mark.parametrize(
+    ("result", "problem"),
+    [
+        pytest.param(None, "perform_work must return a dict (stored as the report's result), "
+                     "got NoneType", id="none"),
+        pytest.param(["a"], "perform_work must return a dict", id="list"),
+        pytest.param({"when": datetime(2026, 1, 1)}, "result['when']: datetime is not JSON",
+                     id="datetime"),
+        pytest.param({"ids": {1, 2}}, "result['ids']: set is not JSON", id="set"),
+        pytest.param({"pair": (1, 2)}, "result['pair']: tuple is not JSON", id="tuple"),
+        pytest.param({"a": [{"b": float("nan")}]}, "result['a'][0]['b']: nan is not a JSON number",
+                     id="nan"),
+        pytest.param({1: "one"}, "result: a key of type int (1); JSON object keys are strings",
+                     id="int-key"),
+        pytest.param({"big": "x" * MAX_REPORT_BYTES}, "over the 5242880-byte limit", id="too-big"),
+    ],
+)  # fmt: skip
+def test_a_result_a_report_cannot_hold_fails_naming_the_problem_and_writes_nothing(
+    chalice_client, s3, bucket, s3_requests, work, result, problem
+):
+    work.result = result
+    with pytest.raises(WorkResultError) as raised:
+        chalice_client.lambda_.invoke("worker", {"source_ip": "::1"})
+    assert problem in str(raised.value)
+    assert object_keys(s3, bucket) == [] and s3_requests["PutObject"] == 0

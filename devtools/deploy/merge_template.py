@@ -32,9 +32,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import chalice_loop
 from chalice.config import Config
 from chalice.utils import to_cfn_resource_name
-from chalice_loop import naming
 
 from chalicelib.settings import parse_duration
 
@@ -76,12 +76,12 @@ def function_config(config: dict[str, Any], stage: str, function: str) -> Config
 
 def function_name(config: dict[str, Any], stage: str, function: str) -> str:
     """The deployed name: ``<app>-<stage>-<function>``, as chalice names it."""
-    return naming.deployed_name(config["app_name"], stage, function)
+    return chalice_loop.deployed_name(config["app_name"], stage, function)
 
 
 def failure_queue_name(config: dict[str, Any], stage: str) -> str:
     """The cleanup's on-failure queue, as ``infra/ops.json`` names it."""
-    return naming.failure_queue_name(config["app_name"], stage, CLEANUP)
+    return chalice_loop.failure_queue_name(config["app_name"], stage, CLEANUP)
 
 
 def min_retention_days(config: dict[str, Any], stage: str) -> int:
