@@ -5,7 +5,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from chalicelib.cleanup.listing import KeyRange
+
 SHOWN_FAILURES = 5
+SHOWN_RANGES = 3
 
 
 @dataclass(frozen=True)
@@ -36,26 +39,33 @@ class CleanupResult:
     complete: bool = True  # false: stopped at the deadline or by a listing error
     requests: int = 0
     pages: int = 0  # ListObjectsV2 pages received
-    listed_through: str | None = None  # the last key listed: every key after it is unseen
+    # The key ranges the run did not list ([] once it listed the whole bucket).
+    unlisted: list[KeyRange] = field(default_factory=list)
     key_retries: int = 0  # keys sent again after a retryable per-key error
+    max_deletes_in_flight: int = 0  # the widest the adaptive window was
     slowest_request_ms: int = 0
     elapsed_ms: int = 0
+
+    def was_listed(self, key: str) -> bool:
+        """Whether ``key`` lies in what the run listed (outside every unlisted range)."""
+        return not any(key in r for r in self.unlisted)
 
     def summary(self) -> dict[str, Any]:
         return {
             "dry_run": self.dry_run,
             "complete": self.complete,
             "listed": self.listed,
-            "listed_through": self.listed_through,
+            "unlisted": [r.to_json() for r in self.unlisted],
             "kept": self.kept,
             "due": self.due,
             "deleted": self.deleted,
             "failed": len(self.failures),
-            # Due objects listed and still there (failures included); keys after
-            # listed_through were not seen, so an incomplete run may leave more.
+            # Due objects listed and still there (failures included); keys in the
+            # unlisted ranges were not seen, so an incomplete run may leave more.
             "remaining_at_least": self.due - self.deleted,
             "key_retries": self.key_retries,
             "requests": self.requests,
+            "max_deletes_in_flight": self.max_deletes_in_flight,
             "slowest_request_ms": self.slowest_request_ms,
             "elapsed_ms": self.elapsed_ms,
         }
@@ -85,11 +95,16 @@ def _pages_text(pages: int) -> str:
     return f"{pages:,} page" + ("" if pages == 1 else "s")
 
 
+def describe_ranges(ranges: list[KeyRange]) -> str:
+    shown = "; ".join(r.describe() for r in ranges[:SHOWN_RANGES])
+    more = len(ranges) - SHOWN_RANGES
+    return shown + (f"; and {more} more ranges" if more > 0 else "")
+
+
 def listing_failed(bucket: str, result: CleanupResult, error: Exception) -> str:
-    through = json.dumps(result.listed_through) if result.listed_through else "no key"
     return (
         f"listing s3://{bucket} failed after {_pages_text(result.pages)} ({result.listed:,} keys "
-        f"listed, through {through}; {result.deleted:,} deleted, {len(result.failures):,} "
-        f"failed, {result.due - result.deleted:,} due left); keys after it were not seen: "
-        f"{error}"
+        f"listed; {result.deleted:,} deleted, {len(result.failures):,} failed, "
+        f"{result.due - result.deleted:,} due left); not listed: "
+        f"{describe_ranges(result.unlisted)}: {error}"
     )
