@@ -10,9 +10,10 @@ the deadline allows it (:mod:`~chalicelib.cleanup.deadline`). Only this thread
 touches the state; the pool's threads only send.
 
 Memory stays bounded whatever the bucket holds: a page is listed only while the
-keys waiting to be deleted, with the pages in flight, are fewer than the window
-plus one batch (``(window + 1) * 1,000``); the keys in flight are the window's;
-per key, only those refused at least once are remembered.
+keys waiting to be deleted, with the pages in flight, are fewer than two windows
+and a batch (``(2 * window + 1) * 1,000``: enough for the window to double at
+once); the keys in flight are the window's; per key, only those refused at least
+once are remembered.
 """
 
 import logging
@@ -140,7 +141,7 @@ class _Run:
         if self.options.dry_run:
             return True
         waiting = len(self.pending) + KEYS_PER_PAGE * self.listing.busy
-        return waiting < (self.window.size + 1) * DELETE_BATCH
+        return waiting < (2 * self.window.size + 1) * DELETE_BATCH
 
     def _send_delete(self) -> None:
         keys, self.pending = self.pending[:DELETE_BATCH], self.pending[DELETE_BATCH:]

@@ -172,8 +172,8 @@ def test_a_slow_but_healthy_server_has_every_key_deleted_none_reported_and_the_w
     assert (result.deleted, result.failures, result.complete) == (len(keys), [], True)
     assert result.max_deletes_in_flight == MAX_DELETES_IN_FLIGHT  # it grew to its bound
     assert s3.count("DeleteObjects") == len(keys) // DELETE_BATCH  # nothing sent twice
-    # Throughput followed the window: far above what 4 in flight would give.
-    assert len(keys) / took > 2 * DELETE_WORKERS * DELETE_BATCH / 3.0
+    # Throughput followed the window: well above what the first window would give.
+    assert len(keys) / took > 1.5 * DELETE_WORKERS * DELETE_BATCH / 3.0
     assert s3.stored() == []
 
 
