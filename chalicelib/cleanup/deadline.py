@@ -108,10 +108,10 @@ class Deadline:
         """Why a run stopped at the deadline without progress, naming the setting to change."""
         left_ms = self.left_ms() or 0.0
         measured = "measured in this run" if self.measured else "estimated before measuring"
-        if result.requests == 0 or not result.due:
+        if result.requests == 0 or not result.listed:
             needed = self.needed_ms(LIST, 1, then=() if result.dry_run else (DELETE,))
             what = "a list needs" if result.dry_run else "a list and a delete need"
-            could_not = "start a request" if result.requests == 0 else "list a due object"
+            could_not = "start a request" if result.requests == 0 else "list an object"
             start = f"cleanup of s3://{bucket} could not {could_not}: {left_ms:,.0f} ms left"
         else:
             needed = self.needed_ms(DELETE, 1)

@@ -158,6 +158,8 @@ class _Run:
         self.in_flight[future] = request
         self.result.requests += 1
 
+        # Runs in the pool's thread as the call returns. Should it run after the answer is
+        # taken, the taking's time stands in: a little later, so the estimate errs long.
         def ended(_: Future) -> None:
             request.ended = self.clock.monotonic()
 
@@ -245,8 +247,9 @@ def empty_bucket(
             f"({result.deleted} deleted): {describe_failures(result.failures)}",
             result,
         )
-    progress = result.listed if result.dry_run else run.deletes_sent
-    if not result.complete and not progress:
+    # No progress: nothing listed but the days, or due keys listed and none sent.
+    stuck = not result.listed or (not result.dry_run and result.due and not run.deletes_sent)
+    if not result.complete and stuck:
         raise DeadlineTooShortError(deadline.too_short(bucket, result), result)
     return result
 

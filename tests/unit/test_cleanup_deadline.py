@@ -1,9 +1,11 @@
 """The deadline rule, on a fake clock: what a request needs, what a run keeps in reserve,
 and runs that stop in time, make progress, or say why they cannot."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from chalicelib.cleanup import DeadlineTooShortError, empty_bucket
+from chalicelib.cleanup import CleanupOptions, DeadlineTooShortError, empty_bucket
 from chalicelib.cleanup.deadline import (
     DELETE,
     FIRST_REQUEST_ESTIMATE_MS,
@@ -184,3 +186,29 @@ def test_a_bucket_too_big_for_one_run_is_emptied_by_the_next_runs():
     assert all(r.deleted > 0 and not r.failures for r, _ in runs)
     assert sum(r.deleted for r, _ in runs) == len(keys) and s3.stored() == []
     assert runs[-1][0].unlisted == []
+
+
+def test_a_run_that_lists_only_kept_objects_until_its_deadline_is_not_an_error():
+    # A retention window keeps everything; listing is the run's work: it stops at the
+    # deadline, incomplete, and says what it did not list.
+    s3 = FakeS3(FakeClock(), latency=per_operation(0.3, 0.3))
+    s3.put(day_keys(20_000), datetime.now(UTC))  # younger than the retention window
+    clock = s3.clock
+    result = empty_bucket(
+        s3, "b", CleanupOptions(max_age=timedelta(days=1)), clock.remaining_ms(2.0),
+        clock=clock, pool=FakePool(clock, s3),
+    )  # fmt: skip
+    assert (result.complete, result.due, result.deleted) == (False, 0, 0)
+    assert 0 < result.listed == result.kept < 20_000 and result.unlisted
+
+
+def test_a_run_that_finds_the_days_but_can_list_none_fails_and_says_so():
+    s3 = FakeS3(FakeClock())
+    s3.latency = lambda operation, keys, in_flight: (
+        0.8 if s3.calls[-1].params.get("Delimiter") else 0.05
+    )  # fmt: skip
+    s3.put(day_keys(10))
+    with pytest.raises(DeadlineTooShortError) as raised:
+        run(s3, 1.7)
+    assert str(raised.value).startswith("cleanup of s3://b could not list an object: ")
+    assert raised.value.result.listed == 0 and s3.count("ListObjectsV2") == 2
