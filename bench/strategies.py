@@ -85,4 +85,6 @@ def expected_requests(strategy: str, objects: int) -> int:
         "batch_100": math.ceil(objects / 100),
         "boto3_all": math.ceil(objects / 1000),
     }[strategy]
-    return pages + deletes
+    # Ours also lists the top level and reports/ with a delimiter, to find the days.
+    finding_days = 2 if strategy == "ours" else 0
+    return finding_days + pages + deletes

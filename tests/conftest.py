@@ -256,16 +256,18 @@ def assert_every_listed_key_accounted(
 ) -> None:
     """The cleanup's guarantee, given the due keys still in the bucket (``remaining``).
 
-    Due keys that sort <= ``listed_through`` and are still there number exactly
-    ``remaining_at_least`` (the due keys not deleted, failures included), and every
-    failed key is among them; a failed key may be gone only if its request's outcome
-    was unknown (answer lost, 5xx), and then it is not counted as remaining either.
-    With ``attempted_all`` (no deadline stopped the sending) they are exactly the
-    failures. Keys after ``listed_through`` are left only by a run that says it is
-    incomplete.
+    The run listed every key outside the ranges of its summary's ``unlisted``. Due
+    keys it listed that are still there number exactly ``remaining_at_least`` (the
+    due keys not deleted, failures included), and every failed key is among them; a
+    failed key may be gone only if its request's outcome was unknown (answer lost,
+    5xx), and then it is not counted as remaining either. With ``attempted_all`` (no
+    deadline stopped the sending) they are exactly the failures. Keys in the unlisted
+    ranges are left only by a run that says it is incomplete.
     """
-    through = summary["listed_through"]
-    listed_left = {k for k in remaining if through is not None and k <= through}
+    from chalicelib.cleanup import KeyRange
+
+    unlisted = [KeyRange.from_json(r) for r in summary["unlisted"]]
+    listed_left = {k for k in remaining if not any(k in r for r in unlisted)}
     failed = {f.key for f in failures}
     unknown_gone = {f.key for f in failures if f.outcome_unknown} - remaining
     assert summary["failed"] == len(failures)
@@ -273,5 +275,5 @@ def assert_every_listed_key_accounted(
     assert len(listed_left) == summary["remaining_at_least"] - len(unknown_gone)
     if attempted_all:
         assert listed_left == failed - unknown_gone, "a listed key left unreported"
-    if remaining - listed_left:
-        assert summary["complete"] is False, "keys after listed_through, yet complete"
+    if remaining - listed_left or unlisted:
+        assert summary["complete"] is False, "keys not listed, yet complete"

@@ -9,19 +9,14 @@ import time
 import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from chalice_loop import LocalLambda, rule_name
 
-from bench.instrument import RequestCounter, SimulatedRoundTrip
-from chalicelib.cleanup import (
-    FIRST_REQUEST_ESTIMATE_MS,
-    RESERVE_MS,
-    CleanupError,
-    DeadlineTooShortError,
-    empty_bucket,
-)
-from chalicelib.s3 import WORST_CASE_CALL_S, make_client
+from bench.instrument import SimulatedRoundTrip
+from chalicelib.cleanup import CleanupError, empty_bucket
+from chalicelib.s3 import make_client
 from chalicelib.settings import ConfigurationError, parse_duration
 from chalicelib.worker_event import InvalidEventError
 from tests.conftest import (
@@ -94,14 +89,15 @@ def test_cleanup_of_an_empty_bucket(chalice_client, bucket, counted_requests):
     summary = chalice_client.lambda_.invoke("cleanup", SCHEDULED_EVENT).payload
     wall_ms = (time.monotonic() - started) * 1000
     assert summary == {
-        "dry_run": False, "complete": True, "listed": 0, "listed_through": None, "kept": 0,
+        "dry_run": False, "complete": True, "listed": 0, "unlisted": [], "kept": 0,
         "due": 0, "deleted": 0, "failed": 0, "remaining_at_least": 0, "key_retries": 0,
-        "requests": 1, "slowest_request_ms": summary["slowest_request_ms"],
-        "elapsed_ms": summary["elapsed_ms"],
+        "requests": 2, "max_deletes_in_flight": 0,
+        "slowest_request_ms": summary["slowest_request_ms"], "elapsed_ms": summary["elapsed_ms"],
     }  # fmt: skip
-    # The one request is part of the run, and the run of the invocation.
+    # The requests are part of the run, and the run of the invocation.
     assert summary["slowest_request_ms"] <= summary["elapsed_ms"] <= wall_ms + 1
-    assert counted_requests.counts == {"ListObjectsV2": 1}
+    # Two lists at once: the bucket's top level and reports/ (where the days are).
+    assert counted_requests.counts == {"ListObjectsV2": 2}
 
 
 @pytest.mark.parametrize("count", [999, 1000, 2345])
@@ -114,8 +110,11 @@ def test_cleanup_costs_two_requests_per_started_thousand(
     assert summary["failed"] == 0 and summary["complete"] is True
     assert object_keys(s3, bucket) == []
     batches = math.ceil(count / 1000)
-    assert counted_requests.counts == {"ListObjectsV2": batches, "DeleteObjects": batches}
-    assert summary["requests"] == 2 * batches
+    finding_days = 2  # the top level and reports/, with a delimiter
+    assert counted_requests.counts == {
+        "ListObjectsV2": finding_days + batches, "DeleteObjects": batches
+    }  # fmt: skip
+    assert summary["requests"] == finding_days + 2 * batches
 
 
 def test_listing_errors_fail_the_cleanup(chalice_client, s3, counted_requests):
@@ -123,12 +122,15 @@ def test_listing_errors_fail_the_cleanup(chalice_client, s3, counted_requests):
     with pytest.raises(CleanupError) as raised:
         chalice_client.lambda_.invoke("cleanup", SCHEDULED_EVENT)
     assert str(raised.value).startswith(
-        f"listing s3://{stage_bucket()} failed after 0 pages (0 keys listed, "
-        "through no key; 0 deleted, 0 failed, 0 due left); keys after it were not seen: "
+        f"listing s3://{stage_bucket()} failed after 0 pages (0 keys listed; 0 deleted, "
+        '0 failed, 0 due left); not listed: keys in the bucket outside "reports/"; keys under '
+        '"reports/": '
         "An error occurred (NoSuchBucket)"
     )
-    assert raised.value.result.listed_through is None
-    assert counted_requests.counts == {"ListObjectsV2": 1}
+    assert [r.to_json() for r in raised.value.result.unlisted] == [
+        {"prefix": "", "outside": "reports/"}, {"prefix": "reports/"}
+    ]  # fmt: skip
+    assert counted_requests.counts == {"ListObjectsV2": 2}
 
 
 def _client_for(endpoint: str) -> Any:
@@ -251,12 +253,14 @@ def test_objects_written_during_a_run_are_kept(
     monkeypatch.setenv("CLEANUP_MAX_AGE", max_age)
     written = []
 
-    def write_during_the_run(event_name, **_):
-        if event_name.endswith("ListObjectsV2") and len(written) < 2:
-            # Sorts after everything listed so far, so the listing reaches it.
-            key = f"reports/2026-12-31/{uuid.uuid4()}.json"
-            s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
-            written.append(key)
+    def write_during_the_run(event_name, request, **_):
+        # While reports/ is listed for its days: a new day, so the listing reaches it.
+        query = parse_qs(urlsplit(request.url).query)
+        if event_name.endswith("ListObjectsV2") and query.get("prefix") == ["reports/"]:
+            for _ in range(2):
+                key = f"reports/2026-12-31/{uuid.uuid4()}.json"
+                s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+                written.append(key)
 
     app_module.S3.meta.events.register("before-send.s3", write_during_the_run, "during-run")
     try:
@@ -282,7 +286,7 @@ def test_dry_run_sends_no_delete_and_says_so(
     keys = seed_objects(bucket, 1500)
     with caplog.at_level(logging.INFO, logger=app_module.app.log.name):
         summary = run_cleanup(scheduled({"dry_run": True}))
-    assert counted_requests.counts == {"ListObjectsV2": 2}
+    assert counted_requests.counts == {"ListObjectsV2": 2 + 2}  # finding the day, its pages
     assert sorted(object_keys(s3, bucket)) == keys
     assert (summary["due"], summary["deleted"], summary["remaining_at_least"]) == (1500, 0, 1500)
     assert "Cleanup dry run, nothing deleted" in caplog.text
@@ -310,108 +314,10 @@ def test_bad_detail_is_refused_before_any_request(
 
 
 # --- the deadline ---------------------------------------------------------------------
-# Timed against moto in a child process: its CPU is not this process's, so a loaded
-# machine slows both sides alike, and the margins come from what each run measures.
-
-
-class FunctionClock:
-    """``get_remaining_time_in_millis`` of a function with ``timeout_ms``, from now."""
-
-    def __init__(self, timeout_ms: float) -> None:
-        self.ends = time.monotonic() + timeout_ms / 1000
-
-    def __call__(self) -> float:
-        return (self.ends - time.monotonic()) * 1000
-
-
-def test_a_run_that_can_start_nothing_fails_and_names_the_timeout(
-    s3_child_endpoint, s3_child, counted_requests
-):
-    client = make_client(endpoint_url=s3_child_endpoint)
-    client.create_bucket(Bucket="deadline-nothing")
-    s3_child.seed(None, "deadline-nothing", 10, "reports/")
-    counter = RequestCounter().attach(client)
-    with pytest.raises(DeadlineTooShortError) as raised:
-        empty_bucket(client, "deadline-nothing", remaining_ms=lambda: 300)
-    assert str(raised.value) == (
-        "cleanup of s3://deadline-nothing could not start a request: 300 ms left of the "
-        "function's timeout, a list and a delete need ~900 ms (estimated before measuring); "
-        "raise lambda_timeout for cleanup in .chalice/config.json"
-    )
-    result = raised.value.result
-    assert (result.complete, result.requests, counter.total) == (False, 0, 0)
-    assert client.list_objects_v2(Bucket="deadline-nothing")["KeyCount"] == 10
-
-
-def test_a_long_run_keeps_one_hanging_s3_call_in_reserve(s3_child_endpoint, s3_child):
-    # The same 12.5 s left: a run that started with 900 s keeps the S3 client's worst
-    # case (12 s) for a call that might hang at the cut and starts nothing more; a run
-    # of 12.5 s in all cannot afford that reserve and empties the bucket.
-    client = make_client(endpoint_url=s3_child_endpoint)
-    client.create_bucket(Bucket="deadline-hang")
-    s3_child.seed(None, "deadline-hang", 10, "reports/")
-    times = iter([900_000.0])
-    with pytest.raises(DeadlineTooShortError) as raised:
-        empty_bucket(client, "deadline-hang", remaining_ms=lambda: next(times, 12_500.0))
-    needed = RESERVE_MS + WORST_CASE_CALL_S * 1000 + 3 * FIRST_REQUEST_ESTIMATE_MS
-    assert f"12,500 ms left of the function's timeout, a list and a delete need ~{needed:,} ms" in (
-        str(raised.value)
-    )
-    assert client.list_objects_v2(Bucket="deadline-hang")["KeyCount"] == 10
-    result = empty_bucket(client, "deadline-hang", remaining_ms=lambda: 12_500.0)
-    assert (result.deleted, result.complete) == (10, True)
-
-
-def test_a_run_that_lists_but_cannot_delete_fails_with_what_it_measured(
-    s3_child_endpoint, s3_child
-):
-    # Listing takes >= 600 ms (a simulated round trip): the first page fits in 1,200 ms
-    # (150 + 2 x 250 + 250 ms estimated before measuring), but after it a delete,
-    # estimated by the list's measured time, needs >= 150 + 600 ms and < 600 ms are left.
-    client = make_client(endpoint_url=s3_child_endpoint)
-    client.create_bucket(Bucket="deadline-list-only")
-    s3_child.seed(None, "deadline-list-only", 1500, "reports/")
-    SimulatedRoundTrip(0.6).attach(client)
-    with pytest.raises(DeadlineTooShortError) as raised:
-        empty_bucket(client, "deadline-list-only", remaining_ms=FunctionClock(1200))
-    message = str(raised.value)
-    assert message.startswith(
-        "cleanup of s3://deadline-list-only listed 1,000 due objects but could not start a delete: "
-    )
-    assert message.endswith(
-        "(measured in this run); raise lambda_timeout for cleanup in .chalice/config.json"
-    )
-    result = raised.value.result
-    assert (result.listed, result.deleted, result.requests) == (1000, 0, 1)
-    assert result.summary()["remaining_at_least"] == 1000
-
-
-def test_a_run_with_time_for_a_list_and_a_delete_makes_progress(s3_child_endpoint, s3_child):
-    # Issue 10: with 1.5 s left on 6,000 objects the old 500 ms guess, doubled, plus
-    # reserves started nothing, run after run. Now a run that has time for a list and
-    # a delete (estimated by the list it measured) deletes and returns in time. It
-    # needs the reserve and two list pages' time. moto lists 6,000 objects in ~0.3 s,
-    # but on a loaded machine one page can take 2x another a second later: the timeout
-    # is 1.5 s or, if longer, the reserve and five of the slowest of two pages listed now.
-    client = make_client(endpoint_url=s3_child_endpoint)
-    client.create_bucket(Bucket="deadline-progress")
-    s3_child.seed(None, "deadline-progress", 6000, "reports/")
-    list_ms = []
-    for _ in range(2):
-        started = time.monotonic()
-        client.list_objects_v2(Bucket="deadline-progress")
-        list_ms.append((time.monotonic() - started) * 1000)
-    timeout_ms = max(1500, RESERVE_MS + 5 * max(list_ms))
-    runs = []
-    while not runs or not runs[-1][0].complete:
-        assert len(runs) < 6, f"no progress: {[(r.summary(), left) for r, left in runs]}"
-        clock = FunctionClock(timeout_ms)
-        result = empty_bucket(client, "deadline-progress", remaining_ms=clock)
-        runs.append((result, clock()))
-    assert all(result.deleted >= 1000 for result, _ in runs), runs
-    assert all(left > 0 for _, left in runs), runs  # each returned before its deadline
-    assert sum(result.deleted for result, _ in runs) == 6000
-    assert client.list_objects_v2(Bucket="deadline-progress")["KeyCount"] == 0
+# The rule and the runs it decides are unit-tested on a fake clock
+# (tests/unit/test_cleanup_deadline.py); this checks the guarantee end to end: the
+# handler as Lambda runs it, with the stage's config and a short timeout, on moto in a
+# child process (its CPU is not this process's, so a loaded machine slows both sides).
 
 
 def short_timeout_lambda(app_module, tmp_path, seconds: int) -> LocalLambda:
@@ -429,10 +335,9 @@ def short_timeout_lambda(app_module, tmp_path, seconds: int) -> LocalLambda:
 def test_a_bucket_too_big_for_one_run_is_emptied_by_the_next_runs(
     app_module, s3_child_endpoint, s3_child, tmp_path, caplog, monkeypatch
 ):
-    # 10,000 objects take 10 list pages, one after the other, each >= 250 ms (a
-    # simulated round trip): a 3 s run cannot list them all. The handler runs as
-    # Lambda runs it, with the stage's config and its timeout, on moto in a child process.
-    count = 10_000
+    # 6,000 objects take 6 list pages of one day, one after the other, each >= 250 ms
+    # (a simulated round trip) beside the deletes: a 3 s run cannot list them all.
+    count = 6_000
     client = make_client(endpoint_url=s3_child_endpoint)
     bucket = stage_bucket()
     client.create_bucket(Bucket=bucket)
@@ -445,15 +350,16 @@ def test_a_bucket_too_big_for_one_run_is_emptied_by_the_next_runs(
     runs = []
     with caplog.at_level(logging.INFO, logger=app_module.app.log.name):
         while not runs or not runs[-1][0]["complete"]:
-            assert len(runs) < 15, f"no progress: {runs}"
+            assert len(runs) < 12, f"no progress: {runs}"
             context = local.context("cleanup")
             summary = local.call("cleanup", SCHEDULED_EVENT, context)
             runs.append((summary, context.get_remaining_time_in_millis()))
     first = runs[0][0]
-    assert first["complete"] is False and 0 < first["deleted"] < count
+    assert first["complete"] is False and 0 < first["deleted"] < count and first["unlisted"]
     assert first["remaining_at_least"] == first["due"] - first["deleted"]
     assert all(left > 0 for _, left in runs), runs  # each returned before its deadline
     assert all(summary["deleted"] > 0 and summary["failed"] == 0 for summary, _ in runs), runs
     assert sum(summary["deleted"] for summary, _ in runs) == count
+    assert runs[-1][0]["unlisted"] == []
     assert client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
     assert "Cleanup stopped at the deadline, next run continues" in caplog.text

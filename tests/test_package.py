@@ -461,7 +461,7 @@ def test_rewiring_refuses_a_policy_naming_another_bucket_or_queue():
 
 
 def app_sources() -> dict[str, bytes]:
-    files = [PROJECT / "app.py", *sorted((PROJECT / "chalicelib").glob("*.py"))]
+    files = [PROJECT / "app.py", *sorted((PROJECT / "chalicelib").rglob("*.py"))]
     return {str(f.relative_to(PROJECT)): f.read_bytes() for f in files}
 
 

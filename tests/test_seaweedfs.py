@@ -11,7 +11,7 @@ import pytest
 from chalice_loop import run_in_slice
 
 from bench.seaweedfs import SeaweedFS
-from tests.conftest import PROJECT, SCHEDULED_EVENT, stage_bucket
+from tests.conftest import PROJECT, SCHEDULED_EVENT, STAGE, stage_bucket
 
 WORKER_EVENT = json.loads((PROJECT / "events" / "worker.json").read_text())
 REPORTS = 3
@@ -24,7 +24,7 @@ def weed() -> Iterator[SeaweedFS]:
 
 
 def _invoke(weed: SeaweedFS, function: str, payloads: list[Any]) -> list[Any]:
-    run = run_in_slice(PROJECT, "dev", function, payloads, env=weed.client_env())
+    run = run_in_slice(PROJECT, STAGE, function, payloads, env=weed.client_env())
     failed = [i.payload for i in run.invocations if i.failed]
     assert not failed and len(run.invocations) == len(payloads), (failed, run.exit_status)
     return [i.payload for i in run.invocations]
