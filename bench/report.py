@@ -469,18 +469,7 @@ def power_tuning_section(results: dict[str, Any], plot_name: str) -> list[str]:
                 "GB-s",
                 "Lambda $ for the run",
             ],
-            [
-                [
-                    f"{one['deleted']:,}",
-                    one["complete"],
-                    one["requests"],
-                    f"{one['duration_ms'] / 1000:.1f}",
-                    f"{one['deadline_margin_ms'] / 1000:.1f}",
-                    f"{one['left_in_bucket_at_least']:,}",
-                    one["gb_s"],
-                    _usd(one["lambda_usd"]),
-                ]
-            ],
+            [_one_run_cells(one)],
         ),
         "",
         "### Prices",
@@ -952,6 +941,20 @@ def peers_section(results: dict[str, Any], plot_name: str) -> list[str]:
     return lines
 
 
+def _one_run_cells(one: dict[str, Any]) -> list[Any]:
+    """A scheduled run's table cells, from ``deleted`` to its Lambda cost."""
+    return [
+        f"{one['deleted']:,}",
+        one["complete"],
+        one["requests"],
+        f"{one['duration_ms'] / 1000:.1f}",
+        f"{one['deadline_margin_ms'] / 1000:.1f}",
+        f"{one['left_in_bucket_at_least']:,}",
+        one["gb_s"],
+        _usd(one["lambda_usd"]),
+    ]
+
+
 def scale_section(results: dict[str, Any]) -> list[str]:
     """The run at scale (``--full``), and the daily capacity and cost derived from it."""
     scale = results.get("scale_run")
@@ -984,19 +987,7 @@ def scale_section(results: dict[str, Any]) -> list[str]:
                     "GB-s",
                     "Lambda $",
                 ],
-                [
-                    [
-                        f"{one['objects']:,}",
-                        f"{one['deleted']:,}",
-                        one["complete"],
-                        one["requests"],
-                        f"{one['duration_ms'] / 1000:.1f}",
-                        f"{one['deadline_margin_ms'] / 1000:.1f}",
-                        f"{one['left_in_bucket_at_least']:,}",
-                        one["gb_s"],
-                        _usd(one["lambda_usd"]),
-                    ]
-                ],
+                [[f"{one['objects']:,}", *_one_run_cells(one)]],
             ),
             "",
         ]
