@@ -12,15 +12,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from chalice_loop import LocalLambda, rule_name
+from chalice_loop import LocalLambda
 
 from bench.instrument import SimulatedRoundTrip
 from chalicelib.cleanup import CleanupError, empty_bucket
 from chalicelib.s3 import make_client
-from chalicelib.settings import ConfigurationError, parse_duration
+from chalicelib.settings import ConfigurationError
 from chalicelib.worker_event import InvalidEventError
 from tests.conftest import (
-    APP_NAME,
     PROJECT,
     SCHEDULED_EVENT,
     STAGE,
@@ -48,19 +47,6 @@ def run_cleanup(lambda_handler: Any) -> Any:
         return lambda_handler("cleanup", payload)
 
     return invoke
-
-
-def test_scheduled_event_payload_is_eventbridge_shaped():
-    assert set(SCHEDULED_EVENT) == {
-        "version", "id", "detail-type", "source", "account", "time", "region", "resources",
-        "detail",
-    }  # fmt: skip
-    assert SCHEDULED_EVENT["detail-type"] == "Scheduled Event"
-    assert SCHEDULED_EVENT["source"] == "aws.events"
-    assert SCHEDULED_EVENT["resources"][0].endswith(
-        f":rule/{rule_name(APP_NAME, STAGE, 'cleanup')}"
-    )
-    assert SCHEDULED_EVENT["detail"] == {}
 
 
 def test_cleanup_receives_the_payload_as_a_cloudwatch_event(
@@ -181,25 +167,6 @@ def test_a_failed_delete_request_fails_its_keys_and_the_others_still_go(s3_serve
 
 
 # --- retention (CLEANUP_MAX_AGE) and dry run ---------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("0", timedelta(0)),
-        ("86400", timedelta(days=1)),
-        ("90.5", timedelta(seconds=90.5)),
-        ("PT1H", timedelta(hours=1)),
-        ("pt90m", timedelta(minutes=90)),
-        ("P1D", timedelta(days=1)),
-        ("P1DT12H", timedelta(days=1, hours=12)),
-        ("P2W", timedelta(weeks=2)),
-        ("PT1.5S", timedelta(seconds=1.5)),
-        (" P7D ", timedelta(days=7)),
-    ],
-)
-def test_max_age_accepts_seconds_and_iso_8601_durations(text, expected):
-    assert parse_duration(text) == expected
 
 
 @pytest.mark.parametrize(
