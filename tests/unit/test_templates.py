@@ -113,7 +113,7 @@ def test_retention_check_refuses_a_bad_max_age_by_name():
 
 def test_merge_template_refuses_a_retention_the_cleanup_outlives(tmp_path):
     """Path 2 checks the template's default against the stage's config (path 1's
-    check is in tests/test_deploy_rehearsal.py)."""
+    check is in tests/e2e/test_deploy_rehearsal.py)."""
     project = copy_deployable(tmp_path / "project")
     shutil.copytree(PROJECT / "infra", project / "infra")
     default = BUCKET_TEMPLATE["Parameters"][RETENTION_PARAMETER]["Default"]
