@@ -84,7 +84,7 @@ test: $(STAMP) policies lint
 
 ## While you work: lint, then the unit tiers (no server, no process) in seconds.
 check: $(STAMP) lint
-	$(PY) -m pytest -q tests/unit chalice-loop/tests/unit
+	$(PY) -m pytest -q -n 2 tests/unit chalice-loop/tests/unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
