@@ -80,7 +80,7 @@ package: $(STAMP) policies
 ## runs; docs/testing.md). TEST_WORKERS=0 runs them in this process, one after another.
 TEST_WORKERS ?= 3
 test: $(STAMP) policies lint
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## While you work: lint, then the unit tiers (no server, no process) in seconds.
 check: $(STAMP) lint
