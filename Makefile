@@ -78,7 +78,7 @@ package: $(STAMP) policies
 
 ## Lint, then every tier of both test suites on TEST_WORKERS parallel workers (what CI
 ## runs; docs/testing.md). TEST_WORKERS=0 runs them in this process, one after another.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 test: $(STAMP) policies lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 

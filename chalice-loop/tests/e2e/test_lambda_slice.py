@@ -23,7 +23,7 @@ from chalice_loop.lambda_slice import (
     cpu_share,
     run_in_slice,
 )
-from loop_testing import chalice_project
+from loop_testing import chalice_project, default_sigint
 
 SLICE_APP = """
 import pathlib
@@ -223,7 +223,7 @@ def test_ctrl_c_removes_the_cgroups(
     cli = subprocess.Popen(
         _cli(slice_app, "spin", "--payload", '{"seconds": 60}'),
         cwd=slice_app, env=_env_without_aws(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        text=True, preexec_fn=default_sigint,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
