@@ -299,19 +299,37 @@ def short_timeout_lambda(app_module, tmp_path, seconds: int) -> LocalLambda:
     return LocalLambda(app_module.app, stage=STAGE, project_dir=str(tmp_path))
 
 
+def slowest_call_s(client: Any, s3_child: Any) -> float:
+    """The slower of a 1,000-key list page and a 1,000-key delete here now (a scratch bucket)."""
+    scratch = f"calibration-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=scratch)
+    s3_child.seed(None, scratch, 1000, "c/")
+    started = time.monotonic()
+    keys = [{"Key": o["Key"]} for o in client.list_objects_v2(Bucket=scratch)["Contents"]]
+    listed = time.monotonic()
+    client.delete_objects(Bucket=scratch, Delete={"Objects": keys, "Quiet": True})
+    deleted = time.monotonic()
+    client.delete_bucket(Bucket=scratch)  # emptied by the delete
+    return max(listed - started, deleted - listed)
+
+
 def test_a_bucket_too_big_for_one_run_is_emptied_by_the_next_runs(
     app_module, s3_child_endpoint, s3_child, tmp_path, caplog, monkeypatch
 ):
     # 6,000 objects take 6 list pages of one day, one after the other, each >= 250 ms
-    # (a simulated round trip) beside the deletes: a 3 s run cannot list them all.
-    count = 6_000
+    # (a simulated round trip) beside the deletes: a 3 s run cannot list them all. On a
+    # machine busy enough that a 1,000-key page or delete takes more than 0.6 s (parallel
+    # test workers on two CPUs), the timeout and the bucket grow together, so that each
+    # run still has room for its deletes and still cannot list the bucket.
     client = make_client(endpoint_url=s3_child_endpoint)
+    SimulatedRoundTrip(0.25).attach(client)
+    seconds = max(3, math.ceil(3 * slowest_call_s(client, s3_child) / 0.6))
+    count = 2_000 * seconds
     bucket = stage_bucket()
     client.create_bucket(Bucket=bucket)
     s3_child.seed(None, bucket, count, "reports/seed/")
-    SimulatedRoundTrip(0.25).attach(client)
     monkeypatch.setattr(app_module, "S3", client)
-    local = short_timeout_lambda(app_module, tmp_path, seconds=3)
+    local = short_timeout_lambda(app_module, tmp_path, seconds=seconds)
     for name, value in local.environment("cleanup").items():
         monkeypatch.setenv(name, value)
     runs = []
