@@ -1,10 +1,10 @@
-# Two commands from a fresh clone: `make run` and `make test`.
+# Two commands from a fresh clone: `make run` and `make test`; `make check` while you work.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format clean bucket ops deploy destroy package policies
+.PHONY: run test check lint format clean bucket ops deploy destroy package policies
 
 $(STAMP): requirements.txt requirements-dev.txt chalice-loop/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,9 +76,15 @@ destroy: $(STAMP)
 package: $(STAMP) policies
 	$(PY) -m devtools.deploy.package --stage $(STAGE)
 
-## Lint, then the whole test suite (what CI runs).
+## Lint, then every tier of both test suites on TEST_WORKERS parallel workers (what CI
+## runs; docs/testing.md). TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= 2
 test: $(STAMP) policies lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+## While you work: lint, then the unit tiers (no server, no process) in seconds.
+check: $(STAMP) lint
+	$(PY) -m pytest -q -n 2 tests/unit chalice-loop/tests/unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -192,7 +192,7 @@ def lambda_handler(app_module: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 
     Not Lambda's runtime: the handler chalice registered is called directly, so
     tests can count and fault the app's own S3 client and drive it from threads
-    or hypothesis; tests/test_lambda_runtime.py and tests/test_package.py run the
+    or hypothesis; tests/e2e/test_lambda_runtime.py and tests/e2e/test_package.py run the
     functions under awslambdaric. ``chalice.test.Client`` swaps ``os.environ``
     around every invoke, which races between threads; here the default stage's
     environment is set once for the test, and each call gets its own

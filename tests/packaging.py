@@ -5,7 +5,8 @@
 and returns the directory holding ``sam.json`` and ``deployment.zip``; the
 implementation (shared with ``make package``) is in ``devtools/deploy/package.py``.
 
-``packages`` is a session fixture: every stage packaged once for the whole run.
+``packages`` is a session fixture: every stage packaged once for the whole run, shared
+by the pytest-xdist workers.
 A module uses it with ``pytest_plugins = ["tests.packaging"]`` (registered once,
 so every module shares the one run; importing the fixture into each module
 would define, and package, it once per module). ``sam_template`` reads one
@@ -17,10 +18,12 @@ a plugin, too late for assertion rewriting (which it never had).
 """
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 from devtools.deploy.merge_template import app_config, write_merge_template
 from devtools.deploy.package import copy_deployable, package_app
@@ -39,16 +42,29 @@ __all__ = [
 STAGES = tuple(sorted(app_config()["stages"]))
 
 
-@pytest.fixture(scope="session")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Each stage packaged once per session, as ``make package`` does it."""
-    root = tmp_path_factory.mktemp("package")
+def _package_every_stage(root: Path) -> dict[str, Path]:
     return {
         stage: package_app(
             stage, root / stage, write_merge_template(stage, root / f"merge-{stage}.json")
         )
         for stage in STAGES
     }
+
+
+@pytest.fixture(scope="session")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each stage packaged once per run, as ``make package`` does it. Under pytest-xdist
+    the workers share one packaging: the first to take the lock packages into the run's
+    common temporary folder, the others wait for it and read it (the tests only read)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return _package_every_stage(tmp_path_factory.mktemp("package"))
+    shared = tmp_path_factory.getbasetemp().parent / "package"  # this run's, every worker's
+    done = shared / "packaged.json"
+    with FileLock(f"{shared}.lock"):
+        if not done.exists():
+            packaged = _package_every_stage(shared)
+            done.write_text(json.dumps({stage: str(path) for stage, path in packaged.items()}))
+    return {stage: Path(path) for stage, path in json.loads(done.read_text()).items()}
 
 
 def sam_template(packages: dict[str, Path], stage: str) -> dict[str, Any]:

@@ -6,14 +6,14 @@ and the *measured* values (seconds, rates, how many cleanups fitted beside a
 load: they vary from run to run). Both go to ``.local/reliability.json``.
 
 ``docs/reliability-figures.json`` is the committed copy of one complete run
-(``python -m tests.reliability_figures --update`` after
-``pytest tests/test_reliability.py tests/test_load.py tests/test_fuzz.py``),
-and ``docs/reliability-figures.md`` is its rendering (:func:`render`), which the
-docs include. The docs cannot drift from a run:
+(``python -m tests.reliability_figures --update`` after ``pytest
+tests/integration/test_reliability.py tests/e2e/test_load.py tests/e2e/test_fuzz.py``),
+and ``docs/reliability-figures.md`` is its rendering (:func:`render`), which the docs
+include. The docs cannot drift from a run:
 
 - :func:`record_figures` fails a test whose figures differ from the committed ones (or
   whose scenario is not committed yet), when run with the committed seed;
-- ``tests/test_reliability_figures.py`` checks that the committed table is the
+- ``tests/unit/test_reliability_figures.py`` checks that the committed table is the
   rendering of the committed figures, and so is every copy of it that a page
   embeds between ``<!-- reliability-figures:begin -->`` and
   ``<!-- reliability-figures:end -->`` (``--update`` rewrites those too).
@@ -28,6 +28,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUN = PROJECT / ".local" / "reliability.json"
@@ -55,9 +57,10 @@ def record_figures(
     entry = {**figures, MEASURED: dict(measured or {})}
     print(f"\n{scenario}: {json.dumps(entry, sort_keys=True)}")
     run_file.parent.mkdir(exist_ok=True)
-    data = json.loads(run_file.read_text()) if run_file.exists() else {}
-    data[scenario] = entry
-    run_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    with FileLock(f"{run_file}.lock"):  # parallel test workers record into the one file
+        data = json.loads(run_file.read_text()) if run_file.exists() else {}
+        data[scenario] = entry
+        run_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     committed = json.loads(committed_file.read_text()) if committed_file.exists() else {}
     if scenario not in committed:

@@ -75,6 +75,15 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def default_sigint() -> None:
+    """In the child, before it runs: SIGINT as a terminal's foreground process has it.
+
+    A job a non-interactive shell starts in the background (a CI runner may) inherits
+    SIGINT ignored, and Python then never raises KeyboardInterrupt; the tests' SIGINT
+    stands for a user's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Running:
     """A long-running CLI process whose output (stdout and stderr) is collected as it comes."""
 
@@ -87,6 +96,7 @@ class Running:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=default_sigint,
         )
         self.output = ""
         self._lock = threading.Lock()

@@ -13,7 +13,7 @@ IAM statements, written once for every stage with placeholders:
 For every stage and function this writes ``.chalice/policy-<stage>-<function>.json``,
 the ``iam_policy_file`` config.json names for it, which ``chalice deploy`` reads as
 it is. A file is rewritten only when its content changes. ``make test``, ``run``,
-``deploy`` and ``package`` run this first; ``tests/test_policies.py`` fails when a
+``deploy`` and ``package`` run this first; ``tests/unit/test_policies.py`` fails when a
 policy file is not what the two inputs imply.
 
 Least privilege cannot widen here: a bucket name must be an S3 bucket name (the

@@ -9,7 +9,7 @@ other names, keys outside ``reports/``), latencies, a deadline or none, and faul
 list pages failing for good, deletes failing whole (some after the server applied
 them: outcome unknown), keys refused transiently (``SlowDown``, then passing) or for
 good (``AccessDenied``).
-tests/test_cleanup_guarantee.py checks the same over HTTP on moto.
+tests/integration/test_cleanup_guarantee.py checks the same over HTTP on moto.
 """
 
 import random

@@ -3,7 +3,7 @@ moto's server with IAM authentication switched on, can do its job and nothing el
 
 The roles are the ones ``chalice deploy`` would create (chalice's own application
 graph: one role per function, its policy read from the stage's file in .chalice/),
-never a copy kept here. tests/test_config.py pins the files' exact statements;
+never a copy kept here. tests/unit/test_config.py pins the files' exact statements;
 this module proves what they allow and refuse, the way an attacker holding a
 function's credentials would probe them.
 """

@@ -443,7 +443,7 @@ def test_the_ops_stack_and_what_moto_holds_of_it(rehearsal):
     assert state["subscriptions"] == []  # no ALARM_EMAIL given: the Condition holds it back
     # moto 5.2.5's CloudFormation skips AWS::CloudWatch::Alarm, AWS::SNS::TopicPolicy and
     # AWS::SQS::QueuePolicy ("not supported"): they are verified on the template
-    # (tests/test_package.py) and by cfn-lint. If this fails, moto creates them now:
+    # (tests/e2e/test_package.py) and by cfn-lint. If this fails, moto creates them now:
     # assert them here and update the "verified where" table in docs/deploy.md.
     assert ops["resources"] == ["AlarmTopic", "CleanupFailureQueue"]
     assert state["alarms"] == []
@@ -574,7 +574,7 @@ def test_the_bucket_stack_and_what_moto_applies_of_its_hardening(rehearsal):
     }
     assert bucket["versioning"] is None  # never enabled
     # Not applied by moto 5.2.5's CloudFormation: verified on the template only
-    # (tests/test_package.py). If this fails, moto applies them now: assert their
+    # (tests/e2e/test_package.py). If this fails, moto applies them now: assert their
     # values here and update the "verified where" table in docs/deploy.md.
     assert (
         bucket["public_access_block"],

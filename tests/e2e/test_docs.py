@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 FOREIGN_ROOTS = ("chalice/", "moto/", "botocore/", "boto3/")
 GENERATED = ("out/", ".local/", ".venv/")
 PYTHON_M = re.compile(

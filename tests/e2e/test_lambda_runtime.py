@@ -3,56 +3,29 @@ interface client, served by a Runtime API on 127.0.0.1 (tests/runtime_api.py),
 against the embedded S3. Its stdout is what CloudWatch Logs would store."""
 
 import json
-import os
 import re
 from collections import Counter
-from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
+import pytest
 from chalice_loop import deployed_name
 
+from tests.app_runtime import function_env, run_function
 from tests.conftest import (
     APP_NAME,
     SCHEDULED_EVENT,
     STAGE,
-    function_settings,
     object_keys,
     seed_objects,
 )
 from tests.emf_schema import check_emf
+from tests.hostile_input import hostile_events
 from tests.report_schema import check_report
-from tests.runtime_api import RuntimeAPI, RuntimeProcess, lambda_runtime
 from tests.stand_in_work import MARK
 
 WORKER = deployed_name(APP_NAME, STAGE, "worker")
 CLEANUP = deployed_name(APP_NAME, STAGE, "cleanup")
 APP_LOGGER = APP_NAME  # chalice's app logger is named after the app
-
-
-def function_env(log_format: str | None, **more: str) -> dict[str, str]:
-    """This process's environment (pointing at the embedded S3) and the stage's settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_LAMBDA_")}
-    env.update(function_settings("worker").environment_variables)
-    if log_format:
-        env["AWS_LAMBDA_LOG_FORMAT"] = log_format
-    return env | more
-
-
-def run_function(
-    project: Path, function: str, env: dict[str, str]
-) -> AbstractContextManager[tuple[RuntimeAPI, RuntimeProcess]]:
-    """The default stage's ``function`` from ``project`` under awslambdaric, with its
-    deployed name, timeout and memory as chalice resolves them."""
-    settings = function_settings(function)
-    return lambda_runtime(
-        project,
-        f"app.{function}",
-        deployed_name(APP_NAME, STAGE, function),
-        env,
-        settings.lambda_timeout,
-        memory_mb=settings.lambda_memory_size,
-    )
 
 
 def json_records(output: str) -> list[dict[str, Any]]:
@@ -194,3 +167,28 @@ def test_the_log_level_reaches_debug_without_credentials(stand_in_project, s3, b
     assert len(object_keys(s3, bucket)) == 1
     for secret in secrets.values():
         assert secret not in output
+
+
+@pytest.mark.parametrize("log_format", ["JSON", "Text"])
+def test_hostile_worker_events_forge_no_line_under_the_lambda_runtime(
+    stand_in_project, s3, bucket, log_format
+):
+    """The same events, as Lambda runs them: one awslambdaric process, one invocation each.
+    Every one is refused, and writes nothing. Under JSON every line is one JSON object
+    of its invocation; under Text every line starts as the metrics or the runtime's
+    error entry writes it."""
+    events = [case.values[0] for case in hostile_events()]
+    with run_function(stand_in_project, "worker", function_env(log_format)) as (api, rt):
+        request_ids = [api.invoke(event) for event in events]
+        outcomes = [api.wait(request_id) for request_id in request_ids]
+        output = rt.output()
+
+    assert {o.kind for o in outcomes} == {"error"} and object_keys(s3, bucket) == []
+    assert "\x1b" not in output
+    lines = output.split("\n")[:-1]  # a record may hold "\r": the runtime's own separator
+    assert len(lines) >= 2 * len(events)  # each invocation: its metrics and a record
+    for line in lines:
+        if log_format == "JSON":
+            assert json.loads(line)["requestId"] in request_ids, line
+        else:
+            assert line.startswith(('{"_aws":', "[ERROR] ")), line

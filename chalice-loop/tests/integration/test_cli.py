@@ -1,17 +1,12 @@
 """`chalice-loop` invoke, schedules and up's start-up checks on a throwaway app, in
-subprocesses; and the public runner (``LocalLambda``) behind them, in-process."""
+subprocesses (the runner behind them, in-process: tests/unit/test_runner.py)."""
 
 import json
-import os
 import re
 import socket
-import sys
-import threading
 from pathlib import Path
 
 import pytest
-from chalice import Chalice
-from chalice_loop import LocalLambda
 from loop_testing import LAMBDA_BLOCK, chalice_project, cli, free_port
 
 TINY_APP = """
@@ -48,7 +43,6 @@ def noon(event):
 def office(event):
     return None
 """
-
 TINY_CONFIG = {
     "version": "2.0",
     "app_name": "tiny",
@@ -66,9 +60,6 @@ TINY_CONFIG = {
 @pytest.fixture
 def tiny_app(tmp_path: Path) -> Path:
     return chalice_project(tmp_path / "tiny", TINY_APP, TINY_CONFIG)
-
-
-# -- invoke
 
 
 def test_invoke_refuses_what_it_cannot_run_with_status_2(tiny_app, tmp_path):
@@ -114,9 +105,6 @@ def test_remaining_time_counts_down_from_the_configured_timeout(tiny_app, tmp_pa
     assert "an ephemeral embedded endpoint" in done.stderr
 
 
-# -- schedules
-
-
 def test_schedules_lists_expression_description_rule_and_next_three_times(tiny_app):
     done = cli("--project-dir", tiny_app, "schedules")
     assert done.returncode == 0, done.stderr
@@ -130,9 +118,6 @@ def test_schedules_lists_expression_description_rule_and_next_three_times(tiny_a
     times = re.findall(r"\d{4}-\d\d-\d\dT(\d\d):(\d\d):00Z", office)
     assert len(times) == 3
     assert all(8 <= int(h) <= 17 and int(m) % 15 == 0 for h, m in times)
-
-
-# -- up's start-up checks
 
 
 @pytest.mark.parametrize("which", ["--port", "--http-port"])
@@ -150,73 +135,3 @@ def test_up_on_a_port_in_use_fails_clearly_instead_of_hanging(tiny_app, tmp_path
         )  # fmt: skip
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"127.0.0.1:{port} is in use" in done.stderr and which in done.stderr
-
-
-# -- the runner behind invoke and up, in-process (the public API)
-
-
-@pytest.mark.parametrize(
-    ("body", "error_type", "message"),
-    [
-        (lambda: {1, 2}, "Runtime.MarshalError", "Unable to marshal response: Object of type set"),
-        (lambda: sys.exit(3), "SystemExit", "3"),
-    ],
-    ids=["unserialisable-result", "sys-exit"],
-)
-def test_the_runner_reports_what_lambda_would_fail_on(tiny_app, body, error_type, message):
-    app = Chalice(app_name="tiny")
-
-    @app.lambda_function(name="clock")
-    def handler(event, context):
-        return body()
-
-    invocation = LocalLambda(app, "dev", str(tiny_app)).invoke("clock", {})
-    assert invocation.failed and not invocation.timed_out
-    document = invocation.error_document()
-    assert document["errorType"] == error_type
-    assert document["errorMessage"].startswith(message)
-    assert invocation.logs[-1].startswith(f"[ERROR] {error_type}: {message}")
-
-
-def test_call_runs_the_handler_in_this_thread_with_a_context_per_call(tiny_app, monkeypatch):
-    app = Chalice(app_name="tiny")
-    seen: list[tuple[str, int, int, str, str | None]] = []
-
-    @app.lambda_function(name="clock")
-    def handler(event, context):
-        seen.append(
-            (
-                context.aws_request_id,
-                context.memory_limit_in_mb,
-                context.get_remaining_time_in_millis(),
-                threading.current_thread().name,
-                os.environ.get("GREETING"),
-            )
-        )
-        return event
-
-    local = LocalLambda(app, "dev", str(tiny_app))
-    assert local.settings("clock") == (60, 256)  # the function's own timeout, the app's memory
-    assert local.environment("clock") == {
-        "GREETING": "hi",
-        "AWS_LAMBDA_FUNCTION_NAME": "tiny-dev-clock",
-    }
-    threads = [
-        threading.Thread(target=local.call, args=("clock", {"n": n}), name=f"t{n}")
-        for n in range(8)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len({request_id for request_id, *_ in seen}) == 8  # one context each
-    assert {thread for *_, thread, _ in seen} == {f"t{n}" for n in range(8)}
-    assert all(memory == 256 and 59_000 < left <= 60_000 for _, memory, left, _, _ in seen)
-    assert {greeting for *_, greeting in seen} == {None}  # call swaps no environment
-    context = local.context("clock", "0bb47628-1718-11e8-ad73-c58e72b8826c")
-    assert local.call("clock", {"x": 1}, context) == {"x": 1}
-    assert seen[-1][0] == "0bb47628-1718-11e8-ad73-c58e72b8826c"
-    monkeypatch.setenv("GREETING", "set once")
-    local.call("clock")
-    assert seen[-1][-1] == "set once"
-    assert local.invoke("clock", {}).error is None and seen[-1][-1] == "hi"  # invoke swaps it

@@ -3,7 +3,7 @@
 The app's S3 client is rebuilt by ``make_client()`` with its endpoint at the
 proxy (``AWS_ENDPOINT_URL_S3``) and swapped into the app module, so the
 production retry and timeout policy is what faces the faults. Replay a run
-with ``FAULT_SEED=<seed> pytest tests/test_reliability.py``.
+with ``FAULT_SEED=<seed> pytest tests/integration/test_reliability.py``.
 """
 
 import contextlib
@@ -650,7 +650,7 @@ def one_list_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     DeleteObjects fault from the keys in its body, and with ranges listed side by side
     which keys share a batch depends on which page lands first; the figures would move
     from run to run. The parallel listing's guarantee is swept in
-    tests/unit/test_cleanup_guarantee.py and tests/test_cleanup_guarantee.py."""
+    tests/unit/test_cleanup_guarantee.py and tests/integration/test_cleanup_guarantee.py."""
     monkeypatch.setattr("chalicelib.cleanup.run.LISTS_IN_FLIGHT", 1)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from chalice_loop import build_parser
 
-FOLDER = Path(__file__).resolve().parents[1]
+FOLDER = Path(__file__).resolve().parents[2]
 README = FOLDER / "README.md"
 
 

@@ -16,22 +16,10 @@ import pytest
 
 from chalicelib.log_format import TextFormatter
 from chalicelib.log_safety import SIGNING_LOGGERS
-from chalicelib.reports import report_key
 from tests.conftest import APP_NAME, PROJECT, STAGE, STAGES, object_keys, seed_objects, stage_bucket
+from tests.hostile_input import HOSTILE, MARK, hostile_events
 
 SCHEDULED_EVENT = json.loads((PROJECT / "events" / "scheduled.json").read_text())
-MARK = "INJECTED"  # follows every control sequence below, to find it if it lands raw
-HOSTILE = {
-    "dot-dot": f"../../{MARK}/../prod/x",
-    "encoded-slash": f"..%2F..%2F{MARK}%2Fx",
-    "newline": f"2018-02-21T15:00:43Z\n[INFO] {MARK} forged line\r\n",
-    "ansi": f"\x1b[2J\x1b[31m{MARK}\x1b[0m",
-    "64KiB": MARK + "a" * (64 * 1024),
-    # IPv6 scope ids are free text to Python's ipaddress (fe80::1%eth0); the worker refuses them.
-    "scoped-ipv6": f"fe80::1%\n\x1b[31m{MARK}..%2F..",
-    "scoped-ipv6-64KiB": "fe80::1%" + MARK + "b" * (60 * 1024),
-}
-FIELDS = ["source_ip", "time_start", "time_end", "bucket", "key", f"../{MARK}\n"]
 # Credentials for these runs only, recognisable wherever they might land.
 ACCESS_KEY_ID = "AKIALOGSAFETY0000001"
 SECRET_ACCESS_KEY = "logSafety/Secret+0123456789abcdefghijklmn"
@@ -78,15 +66,6 @@ def everything_logged() -> Iterator[list[logging.LogRecord]]:
 def lambda_error_lines(exc: BaseException) -> list[str]:
     """What Lambda's runtime logs for a failed invocation: the error, then the trace."""
     return [f"[ERROR] {type(exc).__name__}: {exc}", *traceback.format_tb(exc.__traceback__)]
-
-
-def hostile_events() -> list[Any]:
-    cases = []
-    for name, value in HOSTILE.items():
-        for field in FIELDS:
-            cases.append(pytest.param({field: value}, id=f"{field.strip()}={name}"))
-        cases.append(pytest.param({"source_ip": "::1", "time_start": value}, id=f"mixed={name}"))
-    return cases
 
 
 @pytest.mark.parametrize("payload", hostile_events())
@@ -137,13 +116,6 @@ def test_hostile_cleanup_details_reach_no_log_line_raw(chalice_client, s3, bucke
     for record in records:
         assert "\x1b" not in record.message and MARK not in record.message
     assert sorted(object_keys(s3, bucket)) == keys  # refused before any deletion
-
-
-@pytest.mark.parametrize("request_id", ["../x", "a/b", "a%2Fb", "a\nb", "", "x" * 65])
-def test_a_report_key_never_leaves_the_reports_prefix(request_id):
-    # The key's only inputs are Lambda's request id and the clock; the id is checked.
-    with pytest.raises(ValueError, match="unexpected Lambda request id"):
-        report_key(request_id, datetime.now(UTC))
 
 
 @contextmanager
@@ -215,30 +187,3 @@ def test_botocore_would_log_the_credentials_without_the_guard(
         logged = full_run(chalice_client, s3, bucket)
     assert ACCESS_KEY_ID in logged and SESSION_TOKEN in logged
     assert SECRET_ACCESS_KEY not in logged  # botocore never logs the secret itself
-
-
-@pytest.mark.parametrize("log_format", ["JSON", "Text"])
-def test_hostile_worker_events_forge_no_line_under_the_lambda_runtime(
-    stand_in_project, s3, bucket, log_format
-):
-    """The same events, as Lambda runs them: one awslambdaric process, one invocation each.
-    Every one is refused, and writes nothing. Under JSON every line is one JSON object
-    of its invocation; under Text every line starts as the metrics or the runtime's
-    error entry writes it."""
-    from tests.test_lambda_runtime import function_env, run_function
-
-    events = [case.values[0] for case in hostile_events()]
-    with run_function(stand_in_project, "worker", function_env(log_format)) as (api, rt):
-        request_ids = [api.invoke(event) for event in events]
-        outcomes = [api.wait(request_id) for request_id in request_ids]
-        output = rt.output()
-
-    assert {o.kind for o in outcomes} == {"error"} and object_keys(s3, bucket) == []
-    assert "\x1b" not in output
-    lines = output.split("\n")[:-1]  # a record may hold "\r": the runtime's own separator
-    assert len(lines) >= 2 * len(events)  # each invocation: its metrics and a record
-    for line in lines:
-        if log_format == "JSON":
-            assert json.loads(line)["requestId"] in request_ids, line
-        else:
-            assert line.startswith(('{"_aws":', "[ERROR] ")), line
