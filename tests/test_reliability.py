@@ -366,10 +366,9 @@ def replay_run(
     bucket: str,
     monkeypatch: pytest.MonkeyPatch,
     plan: list[Planned] = REPLAY_PLAN,
-    seed: int = SEED,
 ) -> FaultProxy:
     """PUT ``r/<i>.json`` (body ``<i>``) for each i in ``order`` through a fresh proxy."""
-    proxy = proxy_class(s3_server, REPLAY_FAULTS, seed=seed, plan=plan).start()
+    proxy = proxy_class(s3_server, REPLAY_FAULTS, seed=SEED, plan=plan).start()
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
         client = make_client()
@@ -387,28 +386,22 @@ def replay_run(
         proxy.stop()
 
 
-def check_replay_from_concurrent_clients(
-    s3_server: str, bucket: str, monkeypatch: pytest.MonkeyPatch, seed: int
-) -> None:
+def test_the_same_seed_gives_each_request_the_same_fault_even_from_concurrent_clients(
+    s3_server, bucket, monkeypatch
+):
     forward = list(range(REPLAY_PUTS))
     runs = [
-        replay_run(FaultProxy, order, 4, s3_server, bucket, monkeypatch, seed=seed)
+        replay_run(FaultProxy, order, 4, s3_server, bucket, monkeypatch)
         for order in (forward, forward[::-1])  # 4 clients at a time, the order turned around
     ]
     first, second = (run.faults_by_request() for run in runs)
     assert first == second  # which request (method, target, body, occurrence) got which fault
     faulted = Counter(fault for _, fault, _ in first if fault)
-    assert set(faulted) == {"internal", "reset after"}, faulted  # planned: drawn ones too
+    assert set(faulted) == {"internal", "reset after"}, faulted  # both planned; no other drawn
     assert {identity.method for identity, _, _ in first} == {"PUT"}
     assert len({identity.body_sha256 for identity, _, _ in first}) == REPLAY_PUTS
     retried = [identity for identity, _, _ in first if identity.occurrence > 1]
     assert retried  # a faulted request's retry is the next occurrence of the same request
-
-
-def test_the_same_seed_gives_each_request_the_same_fault_even_from_concurrent_clients(
-    s3_server, bucket, monkeypatch
-):
-    check_replay_from_concurrent_clients(s3_server, bucket, monkeypatch, SEED)
 
 
 def test_the_replay_comparison_catches_faults_drawn_in_arrival_order(
