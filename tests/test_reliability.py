@@ -844,7 +844,7 @@ def test_the_cleanup_scenario_holds_for_any_seed(
     with checked_proxy(s3_server, seed) as proxy:
         calls = Calls()
         calls.attach(point_app_at(proxy, app_module, monkeypatch))
-        check_cleanup_under_faults(proxy, calls, lambda_handler, s3, bucket, 2500)
+        check_cleanup_under_faults(proxy, calls, lambda_handler, s3, bucket, 1500)
 
 
 @pytest.mark.parametrize("seed", SWEEP_SEEDS)
@@ -853,5 +853,5 @@ def test_the_worker_scenario_holds_for_any_seed(
 ):
     with checked_proxy(moto_child.endpoint, seed) as proxy:
         check_worker_under_faults(
-            proxy, child_s3, app_module, monkeypatch, lambda_handler, bucket, 30, seed
+            proxy, child_s3, app_module, monkeypatch, lambda_handler, bucket, 20, seed
         )
