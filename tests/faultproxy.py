@@ -150,6 +150,9 @@ class _Log:
     injections: list[Injection] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     identities: dict[int, RequestIdentity] = field(default_factory=dict)  # by seq
+    # 5xx answers of S3 itself, relayed as they came (moto's server, listing a bucket while
+    # a delete removes keys, sometimes answers 500): by operation, no fault injected.
+    server_errors: Counter = field(default_factory=Counter)
 
 
 def s3_operation(method: str, target: str, has_copy_source: bool = False) -> str:
@@ -393,6 +396,9 @@ class _Handler(BaseHTTPRequestHandler):
             conn.close()
 
     def _relay(self, upstream: _Upstream) -> None:
+        if upstream.status >= 500:
+            copy = "x-amz-copy-source" in self.headers
+            self.server.proxy.server_error(s3_operation(self.command, self.path, copy))
         self._send(upstream.status, upstream.reason, upstream.headers, upstream.body)
 
     def _send(
@@ -596,6 +602,10 @@ class FaultProxy:
         with self._lock:
             self.log.injections.append(injection)
 
+    def server_error(self, operation: str) -> None:
+        with self._lock:
+            self.log.server_errors[operation] += 1
+
     def injected(self) -> Counter:
         """How many of each fault, as ``"<Operation> <kind>[ after]"``."""
         return Counter(
@@ -624,6 +634,7 @@ class FaultProxy:
             "requests": dict(self.log.requests),
             "injected": dict(sorted(self.injected().items())),
             "planned": sum(1 for i in self.log.injections if i.planned),
+            "server errors": dict(self.log.server_errors),
             "errors": list(self.log.errors),
         }
 

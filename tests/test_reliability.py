@@ -132,11 +132,17 @@ def failing_faults(proxy: FaultProxy, operation: str) -> int:
     )
 
 
+def failed_attempts(proxy: FaultProxy, operation: str) -> int:
+    """Attempts that failed: the failing faults, and the 5xx answers of S3 itself (moto's
+    server answers 500 now and then, listing a bucket while a delete removes its keys)."""
+    return failing_faults(proxy, operation) + proxy.log.server_errors[operation]
+
+
 def assert_retried_every_retryable_fault(proxy: FaultProxy, calls: Calls, operation: str) -> None:
     """Each failing fault cost one retry, except the last attempt of a call that failed."""
     assert proxy.log.requests[operation] == calls.attempts[operation]
     retries = calls.attempts[operation] - calls.calls[operation]
-    assert retries == failing_faults(proxy, operation) - calls.failed[operation]
+    assert retries == failed_attempts(proxy, operation) - calls.failed[operation]
 
 
 @contextlib.contextmanager
