@@ -22,6 +22,12 @@ the request itself (see :meth:`FaultProxy.decide`), so the same seed replays
 the same faults, even for concurrent clients. Every request's identity and
 everything injected is recorded in ``FaultProxy.log``, and
 :meth:`FaultProxy.faults_by_request` says which request got which fault.
+
+A draw may miss what a test needs (no hang among 300 requests, a listing that fails
+before any key was refused), so a test makes such a fault happen with a
+:class:`Planned` one: on the N-th request of an operation, or on the requests that
+name a given key, whatever the seed. Planned requests draw nothing; every other
+request draws as before, so the seed still varies the rest of the run.
 """
 
 import base64
@@ -33,6 +39,7 @@ import re
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -40,10 +47,10 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 from xml.etree import ElementTree as ET
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -89,6 +96,30 @@ class Fault:
         return not self.operations or operation in self.operations
 
 
+EVERY_SEND = range(1, sys.maxsize)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A fault a test makes happen, whatever the seed draws (``fault`` None: the
+    requests it takes pass untouched, without a draw).
+
+    It counts the requests of ``operation`` that name an object whose key contains
+    ``key`` (in the path, or among a ``DeleteObjects``' keys; with ``key`` empty,
+    every request of ``operation``), from 1 in arrival order, and takes those whose
+    count is in ``sends``. Arrival order is the client's own when its requests of
+    that operation go one at a time, or when ``key`` picks one request and its
+    retries. A planned ``fail_keys`` refuses the keys that contain ``key`` (every
+    key with ``key`` empty); its ``rate`` and ``key_rate`` are not used. When
+    several plans take a request, the first one listed applies.
+    """
+
+    operation: str
+    fault: Fault | None
+    key: str = ""
+    sends: range = range(1, 2)
+
+
 @dataclass(frozen=True)
 class Injection:
     seq: int
@@ -97,6 +128,7 @@ class Injection:
     after: bool
     keys: tuple[str, ...] = ()
     outcome: str = ""  # "abandoned" when the client gave up on a delay or hang
+    planned: bool = False  # a Planned fault, not a draw
 
 
 @dataclass(frozen=True, order=True)
@@ -118,6 +150,9 @@ class _Log:
     injections: list[Injection] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     identities: dict[int, RequestIdentity] = field(default_factory=dict)  # by seq
+    # 5xx answers of S3 itself, relayed as they came (moto's server, listing a bucket while
+    # a delete removes keys, sometimes answers 500): by operation, no fault injected.
+    server_errors: Counter = field(default_factory=Counter)
 
 
 def s3_operation(method: str, target: str, has_copy_source: bool = False) -> str:
@@ -218,6 +253,11 @@ def rebody_headers(headers: Iterable[tuple[str, str]], body: bytes) -> list[tupl
     return out
 
 
+def object_key(target: str) -> str:
+    """The object key a path-style target names ("" for a bucket's own URL)."""
+    return unquote(urlsplit(target).path.lstrip("/").partition("/")[2])
+
+
 def split_delete(body: bytes, failing: set[str]) -> bytes | None:
     """The DeleteObjects request body without the failing keys (None if none remain)."""
     root = ET.fromstring(body)
@@ -287,12 +327,13 @@ class _Handler(BaseHTTPRequestHandler):
             proxy.log.errors.append(f"{operation}: checksum mismatch in {bad}")
             self._send(400, None, [], error_body("BadDigest", f"mismatch: {bad}"))
             return
-        seq, fault, failing = proxy.decide(self.command, self.path, operation, body)
+        decision = proxy.decide(self.command, self.path, operation, body)
+        seq, fault = decision.seq, decision.fault
         if fault is None:
             self._relay(self._forward(headers, body))
             return
         if fault.kind == "fail_keys":
-            self._fail_keys(proxy, seq, operation, fault, headers, body, failing)
+            self._fail_keys(proxy, decision, operation, headers, body)
             return
         upstream = self._forward(headers, body) if fault.after else None
         outcome = ""
@@ -308,18 +349,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             else:
                 self._relay(upstream or self._forward(headers, body))
-        proxy.record(Injection(seq, operation, fault.kind, fault.after, outcome=outcome))
+        injection = Injection(seq, operation, fault.kind, fault.after, outcome=outcome)
+        proxy.record(replace(injection, planned=decision.planned))
 
     def _fail_keys(
         self,
         proxy: "FaultProxy",
-        seq: int,
+        decision: "Decision",
         operation: str,
-        fault: Fault,
         headers: list[tuple[str, str]],
         body: bytes,
-        failing: list[str],
     ) -> None:
+        fault, failing = decision.fault, decision.keys
+        assert fault is not None
         kept = split_delete(body, set(failing))
         upstream = None
         if kept is not None:
@@ -332,7 +374,8 @@ class _Handler(BaseHTTPRequestHandler):
             (n, v) for n, v in (upstream.headers if upstream else []) if n.lower() != "content-type"
         ]
         self._send(200, "OK", [*kept_headers, ("Content-Type", "application/xml")], rewritten)
-        proxy.record(Injection(seq, operation, "fail_keys", True, keys=tuple(failing)))
+        injection = Injection(decision.seq, operation, "fail_keys", True, keys=tuple(failing))
+        proxy.record(replace(injection, planned=decision.planned))
 
     def _forward(self, headers: list[tuple[str, str]], body: bytes) -> _Upstream:
         host, port = self.server.proxy.upstream
@@ -353,6 +396,9 @@ class _Handler(BaseHTTPRequestHandler):
             conn.close()
 
     def _relay(self, upstream: _Upstream) -> None:
+        if upstream.status >= 500:
+            copy = "x-amz-copy-source" in self.headers
+            self.server.proxy.server_error(s3_operation(self.command, self.path, copy))
         self._send(upstream.status, upstream.reason, upstream.headers, upstream.body)
 
     def _send(
@@ -407,14 +453,34 @@ class _Server(ThreadingHTTPServer):
     proxy: "FaultProxy"
 
 
-class FaultProxy:
-    """Forward to ``upstream`` (``http://host:port``), injecting ``faults``."""
+@dataclass(frozen=True)
+class Decision:
+    """What one request gets: ``fault`` (None: forwarded as is) and, for ``fail_keys``,
+    the keys refused; ``planned`` if a :class:`Planned` fault took it (no draw)."""
 
-    def __init__(self, upstream: str, faults: Sequence[Fault] = (), seed: int = 0) -> None:
+    seq: int
+    fault: Fault | None = None
+    keys: list[str] = field(default_factory=list)
+    planned: bool = False
+
+
+class FaultProxy:
+    """Forward to ``upstream`` (``http://host:port``), injecting ``faults`` (drawn by
+    seed and request) and ``plan`` (the faults a test makes happen)."""
+
+    def __init__(
+        self,
+        upstream: str,
+        faults: Sequence[Fault] = (),
+        seed: int = 0,
+        plan: Sequence[Planned] = (),
+    ) -> None:
         url = urlsplit(upstream)
         self.upstream = (url.hostname or "127.0.0.1", url.port or 80)
         self.seed = seed
         self.faults = list(faults)
+        self.plan = list(plan)
+        self._plan_counts: list[int] = [0] * len(self.plan)
         self.log = _Log()
         self.stopping = threading.Event()
         self._seen: Counter = Counter()
@@ -432,14 +498,16 @@ class FaultProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def set_faults(self, faults: Sequence[Fault]) -> None:
+    def set_faults(self, faults: Sequence[Fault], plan: Sequence[Planned] = ()) -> None:
+        """Draw ``faults`` from now on, and follow ``plan`` (its counts start afresh)."""
         with self._lock:
             self.faults = list(faults)
+            self.plan = list(plan)
+            self._plan_counts = [0] * len(self.plan)
 
-    def decide(
-        self, method: str, target: str, operation: str, body: bytes
-    ) -> tuple[int, Fault | None, list[str]]:
-        """Count the request and draw its fault (and, for fail_keys, its failing keys).
+    def decide(self, method: str, target: str, operation: str, body: bytes) -> Decision:
+        """Count the request and give it its fault (and, for fail_keys, its failing keys):
+        a planned one if the plan takes it, else the one it draws.
 
         The draw depends only on the seed, the request (method and target with
         dates blanked and the bucket's name left out; for DeleteObjects, the keys in
@@ -448,34 +516,54 @@ class FaultProxy:
         renamed. (A PutObject body holds the time it was made, so it is left out.)
         """
         digest = hashlib.sha256(body).hexdigest()
-        target = _BUCKET.sub(BUCKET_MARK, _DATE.sub("-", target), count=1)
-        identity = f"{method} {target} {digest if operation == 'DeleteObjects' else ''}"
+        blanked = _BUCKET.sub(BUCKET_MARK, _DATE.sub("-", target), count=1)
+        identity = f"{method} {blanked} {digest if operation == 'DeleteObjects' else ''}"
+        keys = delete_keys(body) if operation == "DeleteObjects" else [object_key(target)]
         with self._lock:
             self._seq += 1
             self.log.requests[operation] += 1
             self._seen[identity] += 1
-            self._sent[method, target, digest] += 1
+            self._sent[method, blanked, digest] += 1
             self.log.identities[self._seq] = RequestIdentity(
-                method, target, digest, self._sent[method, target, digest]
+                method, blanked, digest, self._sent[method, blanked, digest]
             )
             seq, rng = self._seq, self.rng_for(identity, self._seen[identity])
             faults = list(self.faults)
+            planned = self._planned(operation, keys)
         if operation == "MotoApi":
-            return seq, None, []
+            return Decision(seq)
+        if planned is not None:
+            fault = planned.fault
+            if fault is None or fault.kind != "fail_keys":
+                return Decision(seq, fault, planned=True)
+            refused = [k for k in keys if planned.key in k]
+            return Decision(seq, fault, refused, planned=True)
         draw, low = rng.random(), 0.0
         for fault in faults:
             if not fault.applies_to(operation):
                 continue
             if low <= draw < low + fault.rate:
                 if fault.kind != "fail_keys":
-                    return seq, fault, []
+                    return Decision(seq, fault)
                 if fault.key_attempts:
-                    keys = self._refused_on_early_sends(fault, delete_keys(body))
+                    refused = self._refused_on_early_sends(fault, keys)
                 else:
-                    keys = [k for k in delete_keys(body) if rng.random() < fault.key_rate]
-                return seq, (fault if keys else None), keys
+                    refused = [k for k in keys if rng.random() < fault.key_rate]
+                return Decision(seq, fault, refused) if refused else Decision(seq)
             low += fault.rate
-        return seq, None, []
+        return Decision(seq)
+
+    def _planned(self, operation: str, keys: list[str]) -> Planned | None:
+        """Count the request for every plan it matches; the first plan that takes it.
+        Called with the lock held."""
+        taken = None
+        for i, plan in enumerate(self.plan):
+            if plan.operation != operation or not any(plan.key in k for k in keys):
+                continue
+            self._plan_counts[i] += 1
+            if taken is None and self._plan_counts[i] in plan.sends:
+                taken = plan
+        return taken
 
     def rng_for(self, identity: str, occurrence: int) -> random.Random:
         """The generator a request draws from: its own, so arrival order does not matter."""
@@ -514,6 +602,10 @@ class FaultProxy:
         with self._lock:
             self.log.injections.append(injection)
 
+    def server_error(self, operation: str) -> None:
+        with self._lock:
+            self.log.server_errors[operation] += 1
+
     def injected(self) -> Counter:
         """How many of each fault, as ``"<Operation> <kind>[ after]"``."""
         return Counter(
@@ -541,6 +633,8 @@ class FaultProxy:
             "seed": self.seed,
             "requests": dict(self.log.requests),
             "injected": dict(sorted(self.injected().items())),
+            "planned": sum(1 for i in self.log.injections if i.planned),
+            "server errors": dict(self.log.server_errors),
             "errors": list(self.log.errors),
         }
 
@@ -558,8 +652,10 @@ class FaultProxy:
 
 
 @contextmanager
-def fault_proxy(upstream: str, faults: Sequence[Fault] = (), seed: int = 0) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(upstream, faults, seed).start()
+def fault_proxy(
+    upstream: str, faults: Sequence[Fault] = (), seed: int = 0, plan: Sequence[Planned] = ()
+) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(upstream, faults, seed, plan).start()
     try:
         yield proxy
     finally:

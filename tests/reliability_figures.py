@@ -109,7 +109,8 @@ def _kinds(by_kind: dict[str, int]) -> str:
 def _worker_faulted(f: dict[str, Any]) -> list[str]:
     again = f["redeliveries (Lambda retries + duplicate events)"]
     return [
-        f"{_n(f['faults injected'])} of {_n(f['requests'])} requests: "
+        f"{_n(f['faults injected'])} of {_n(f['requests'])} requests "
+        f"({_n(f['faults planned'])} planned, one of each kind; the rest drawn): "
         + _kinds(f["faults by kind"]),
         f"{_n(f['invocations'])} ({_n(f['first deliveries'])} + {_n(again)} "
         f"re-deliveries: Lambda's retries of the failures and duplicate events): "
@@ -137,7 +138,8 @@ def _worker_hang(f: dict[str, Any]) -> list[str]:
 def _cleanup_faulted(f: dict[str, Any]) -> list[str]:
     first, rerun = f["first run"], f["rerun without faults"]
     return [
-        f"{_n(f['faults injected'])}: {_kinds(f['faults by kind'])}",
+        f"{_n(f['faults injected'])} ({_n(f['faults planned'])} planned): "
+        f"{_kinds(f['faults by kind'])}",
         f"2 runs over {_n(f['objects'])} objects: the first deleted {_n(first['deleted'])}, "
         f"reported {_n(first['failed'])} failed (S3 refused {_n(f['keys refused by S3'])}) "
         f"and raised `{f['first run raised']}`; the rerun without faults deleted "

@@ -14,6 +14,12 @@ rate (500 InternalError, which botocore retries 3 times: ~4 % of pages fail for
 good) with failed and refused deletes beside it. Delete faults act before S3
 sees the request, so a reported key is certainly still there (with a lost answer
 S3 may have deleted it: ``assert_every_listed_key_accounted`` allows for that).
+
+The sweep proves something only if it reaches both outcomes (a listing that fails for
+good, one that completes) and a key sent again, whatever the seeds draw: the first
+seed's run is planned to fail its listing after the first page, the last seed's to
+list everything with one key refused (``SlowDown``) on every send, sent again and
+reported. The other runs, and the deletes of those two, are the seeds' draws.
 """
 
 from typing import Any
@@ -24,11 +30,12 @@ from bench.s3_host import seed_keys
 from chalicelib.cleanup import CleanupError, empty_bucket
 from chalicelib.s3 import make_client
 from tests.conftest import assert_every_listed_key_accounted, object_keys
-from tests.faultproxy import Fault, fault_proxy
+from tests.faultproxy import EVERY_SEND, Fault, Planned, fault_proxy
 from tests.reliability_figures import record_figures
 
 LIST, DELETE = frozenset({"ListObjectsV2"}), frozenset({"DeleteObjects"})
 SEEDS = range(1, 13)
+SLOW_DOWN = "Please reduce your request rate."
 FAULTS = [
     Fault("internal", 0.35, LIST),
     Fault("internal", 0.1, DELETE),
@@ -41,6 +48,23 @@ def objects_for(seed: int) -> int:
     return 1100 + (seed * 173) % 900
 
 
+def plan_for(seed: int, keys: list[str]) -> list[Planned]:
+    """The first and the last seed's plans (the module's docstring); none for the rest.
+    The two first lists (the top level and ``reports/``, side by side) go first."""
+    if seed == SEEDS[0]:  # both first pages pass; then every list fails: page 2, for good
+        return [
+            Planned("ListObjectsV2", None, sends=range(1, 3)),
+            Planned("ListObjectsV2", Fault("internal", 1.0, LIST), sends=range(3, EVERY_SEND.stop)),
+        ]
+    if seed == SEEDS[-1]:
+        refused = Fault("fail_keys", 1.0, DELETE, key_code="SlowDown", key_message=SLOW_DOWN)
+        return [
+            Planned("ListObjectsV2", None, sends=EVERY_SEND),
+            Planned("DeleteObjects", refused, key=keys[0], sends=EVERY_SEND),
+        ]
+    return []
+
+
 def run_seed(host: Any, s3: Any, seed: int) -> dict:
     """One cleanup through the proxy for ``seed``; checks the guarantee, returns figures."""
     endpoint, bucket = host.endpoint, f"guarantee-{seed}"
@@ -48,7 +72,7 @@ def run_seed(host: Any, s3: Any, seed: int) -> dict:
     host.seed(s3, bucket, objects_for(seed), "reports/")
     keys = seed_keys(objects_for(seed), "reports/")
     error = None
-    with fault_proxy(endpoint, FAULTS, seed=seed) as proxy:
+    with fault_proxy(endpoint, FAULTS, seed=seed, plan=plan_for(seed, keys)) as proxy:
         try:
             result = empty_bucket(make_client(endpoint_url=proxy.url), bucket)
         except CleanupError as exc:
@@ -89,9 +113,8 @@ def test_every_listed_key_is_deleted_or_reported_for_every_seed(s3_child_endpoin
             raise AssertionError(f"FAULT seed {seed}: {exc}") from exc
     failed_listings = sum(f["listing failed"] for f in figures)
     # The sweep proves something only if it reaches both outcomes, and the retries.
-    assert 0 < failed_listings < len(figures)
-    assert sum(f["key_retries"] for f in figures) > 0
-    assert sum(f["failed"] for f in figures) > 0
+    assert figures[0]["listing failed"] and not figures[-1]["listing failed"]  # planned
+    assert figures[-1]["key_retries"] > 0 and figures[-1]["failed"] > 0  # planned
     record_figures(
         "cleanup guarantee, seed sweep",
         {"seeds": len(figures), "listed keys unaccounted": sum(f["unaccounted"] for f in figures)},

@@ -9,6 +9,7 @@ with ``FAULT_SEED=<seed> pytest tests/integration/test_reliability.py``.
 import contextlib
 import ipaddress
 import json
+import math
 import os
 import random
 import threading
@@ -52,8 +53,10 @@ from tests.conftest import (
     seed_objects,
 )
 from tests.faultproxy import (
+    EVERY_SEND,
     Fault,
     FaultProxy,
+    Planned,
     checksum_mismatches,
     fault_proxy,
     rebody_headers,
@@ -129,20 +132,26 @@ def failing_faults(proxy: FaultProxy, operation: str) -> int:
     )
 
 
+def failed_attempts(proxy: FaultProxy, operation: str) -> int:
+    """Attempts that failed: the failing faults, and the 5xx answers of S3 itself (moto's
+    server answers 500 now and then, listing a bucket while a delete removes its keys)."""
+    return failing_faults(proxy, operation) + proxy.log.server_errors[operation]
+
+
 def assert_retried_every_retryable_fault(proxy: FaultProxy, calls: Calls, operation: str) -> None:
     """Each failing fault cost one retry, except the last attempt of a call that failed."""
     assert proxy.log.requests[operation] == calls.attempts[operation]
     retries = calls.attempts[operation] - calls.calls[operation]
-    assert retries == failing_faults(proxy, operation) - calls.failed[operation]
+    assert retries == failed_attempts(proxy, operation) - calls.failed[operation]
 
 
 @contextlib.contextmanager
-def checked_proxy(upstream: str) -> Iterator[FaultProxy]:
+def checked_proxy(upstream: str, seed: int = SEED) -> Iterator[FaultProxy]:
     """A fault proxy in front of ``upstream``; prints what it injected, fails on its errors."""
-    with fault_proxy(upstream, seed=SEED) as proxy:
+    with fault_proxy(upstream, seed=seed) as proxy:
         yield proxy
         proxy.wait_idle()
-        print(f"\nfault proxy, FAULT_SEED={SEED}: {json.dumps(proxy.summary())}")
+        print(f"\nfault proxy, FAULT_SEED={seed}: {json.dumps(proxy.summary())}")
         assert proxy.log.errors == []
 
 
@@ -304,6 +313,7 @@ def test_failed_keys_are_really_kept_and_the_rewritten_request_checksums_match(
     )
     proxy.wait_idle()
     reported = {e["Key"]: e["Code"] for e in response["Errors"]}
+    # Each of the 300 keys refused with a chance of 0.1: none or all, under 1e-13 for a seed.
     assert 0 < len(reported) < len(keys)
     assert set(reported.values()) == {"AccessDenied"}
     assert sorted(reported) == sorted(proxy.failed_keys()) == object_keys(s3, bucket)
@@ -337,6 +347,9 @@ def test_checksums_are_checked_and_recomputed_for_a_new_body():
 
 REPLAY_FAULTS = [Fault("internal", 0.2, PUT), Fault("reset", 0.2, PUT, after=True)]
 REPLAY_PUTS = 40
+# Each kind the draws give, made sure of whatever the seed: on the first send of two keys.
+REPLAY_PLAN = [Planned("PutObject", REPLAY_FAULTS[0], key="r/0.json")]
+REPLAY_PLAN += [Planned("PutObject", REPLAY_FAULTS[1], key="r/1.json")]
 
 
 class ArrivalOrderProxy(FaultProxy):
@@ -359,9 +372,10 @@ def replay_run(
     s3_server: str,
     bucket: str,
     monkeypatch: pytest.MonkeyPatch,
+    plan: list[Planned] = REPLAY_PLAN,
 ) -> FaultProxy:
     """PUT ``r/<i>.json`` (body ``<i>``) for each i in ``order`` through a fresh proxy."""
-    proxy = proxy_class(s3_server, REPLAY_FAULTS, seed=SEED).start()
+    proxy = proxy_class(s3_server, REPLAY_FAULTS, seed=SEED, plan=plan).start()
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
         client = make_client()
@@ -390,7 +404,7 @@ def test_the_same_seed_gives_each_request_the_same_fault_even_from_concurrent_cl
     first, second = (run.faults_by_request() for run in runs)
     assert first == second  # which request (method, target, body, occurrence) got which fault
     faulted = Counter(fault for _, fault, _ in first if fault)
-    assert set(faulted) == {"internal", "reset after"}, faulted
+    assert set(faulted) == {"internal", "reset after"}, faulted  # both planned; no other drawn
     assert {identity.method for identity, _, _ in first} == {"PUT"}
     assert len({identity.body_sha256 for identity, _, _ in first}) == REPLAY_PUTS
     retried = [identity for identity, _, _ in first if identity.occurrence > 1]
@@ -401,17 +415,23 @@ def test_the_replay_comparison_catches_faults_drawn_in_arrival_order(
     s3_server, bucket, monkeypatch
 ):
     # One client, so both runs are deterministic: the n-th request to arrive draws the
-    # n-th number in both, whichever request it is.
+    # n-th number in both, whichever request it is. The plan, in arrival order too, makes
+    # sure something is injected: the first request to arrive fails, and draws nothing.
     forward = list(range(REPLAY_PUTS))
+    first_arrival = [Planned("PutObject", REPLAY_FAULTS[0])]
     runs = [
-        replay_run(ArrivalOrderProxy, order, 1, s3_server, bucket, monkeypatch)
+        replay_run(ArrivalOrderProxy, order, 1, s3_server, bucket, monkeypatch, first_arrival)
         for order in (forward, forward[::-1])
     ]
     multisets = [sorted((i.operation, i.kind, i.after) for i in r.log.injections) for r in runs]
     assert multisets[0] == multisets[1]  # the old comparison: fooled
     assert multisets[0]  # something was injected
     first, second = (run.faults_by_request() for run in runs)
-    assert first != second  # the per-request comparison: not fooled
+    # The per-request comparison: not fooled. Both runs give the n-th call the same
+    # attempts' outcomes, so the lists are equal only if those read the same backwards
+    # (call 40 failing first as call 1 does, and so on): each pair of calls agrees with a
+    # chance under 0.4 at these rates, all 20 pairs with one of about 1e-8, for any seed.
+    assert first != second
 
 
 def test_a_renamed_bucket_draws_the_same_faults(s3_server, s3, bucket, monkeypatch):
@@ -425,7 +445,7 @@ def test_a_renamed_bucket_draws_the_same_faults(s3_server, s3, bucket, monkeypat
         for name in (bucket, renamed)
     ]
     first, second = (run.faults_by_request() for run in runs)
-    assert first == second and any(fault for _, fault, _ in first)
+    assert first == second and any(fault for _, fault, _ in first)  # planned: some fault
     assert {identity.target.split("/")[1] for identity, _, _ in first} == {"<bucket>"}
 
 
@@ -489,20 +509,45 @@ def is_complete_report(body: Any, payload: dict[str, str]) -> bool:
     return (body["source_ip"], body["time_start"]) == (payload["source_ip"], payload["time_start"])
 
 
-@pytest.mark.slow
-def test_worker_under_30_percent_faults_stores_each_report_once_or_fails(
-    child_proxy, child_s3, app_module, monkeypatch, lambda_handler, bucket
-):
-    # moto in its own process: under load, only the client's read timeout (2 s) decides
-    # when a hang ends, never how long a PUT waits for the GIL behind the server.
-    proxy, s3 = child_proxy, child_s3
+def worker_plan(events: list[tuple[str, dict[str, str]]], timeout_s: int) -> list[Planned]:
+    """One fault of each kind made sure of, whatever the seed: on the first PUT of each of
+    the first events (a hang lasts until the function timeout, if the client waits)."""
+    faults = [replace(f, seconds=timeout_s) if f.kind == "hang" else f for f in WORKER_FAULTS]
+    return [
+        Planned("PutObject", fault, key=request_id)
+        for fault, (request_id, _) in zip(faults, events, strict=False)
+    ]
+
+
+def assert_drawn_at_rate(hits: int, draws: int, rate: float) -> None:
+    """``hits`` of ``draws`` independent draws, each a hit with ``rate``: within 5 standard
+    deviations of the rate (a false alarm under 1e-6, for any seed). The rates
+    themselves are checked over 50,000 draws in tests/unit/test_fault_plan.py."""
+    deviation = 5 * math.sqrt(rate * (1 - rate) / draws)
+    assert abs(hits / draws - rate) < deviation, f"{hits} of {draws}, expected {rate:.0%}"
+
+
+def check_worker_under_faults(
+    proxy: FaultProxy,
+    s3: Any,
+    app_module: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_handler: Any,
+    bucket: str,
+    count: int,
+    seed: int,
+) -> dict[str, Any]:
+    """``count`` events delivered 8 at a time through ``proxy`` (``WORKER_FAULTS`` drawn by
+    ``seed``, one of each planned), the failures and one success in ten delivered again:
+    each report stored once or the invocation failed. Returns the figures."""
     calls = Calls()
     calls.attach(point_app_at(proxy, app_module, monkeypatch))
     timeout_s = function_timeouts()[f"{STAGE}/worker"]
+    events = worker_events(count, seed)
+    plan = worker_plan(events, timeout_s)
     proxy.set_faults(
-        [replace(f, seconds=timeout_s) if f.kind == "hang" else f for f in WORKER_FAULTS]
+        [replace(f, seconds=timeout_s) if f.kind == "hang" else f for f in WORKER_FAULTS], plan
     )
-    events = worker_events(200, SEED)
     payloads = dict(events)
 
     def deliver(event: tuple[str, dict[str, str]]) -> Delivery:
@@ -531,9 +576,10 @@ def test_worker_under_30_percent_faults_stores_each_report_once_or_fails(
 
     # Lambda retries a failed async invocation (up to twice, same request id) and
     # may deliver any event twice: redeliver the failures and one success in ten.
-    rng = random.Random(SEED)
+    rng = random.Random(seed)
     again = [d.request_id for d in first if d.error is not None]
-    again += rng.sample([d.request_id for d in first if d.result is not None], 20)
+    succeeded_first = [d.request_id for d in first if d.result is not None]
+    again += rng.sample(succeeded_first, min(len(succeeded_first), count // 10))
     last = {d.request_id: d for d in first}
     redeliveries = 0
     for _ in range(2):
@@ -564,30 +610,43 @@ def test_worker_under_30_percent_faults_stores_each_report_once_or_fails(
 
     injected = proxy.injected()
     requests = proxy.log.requests["PutObject"]
+    planned = [i for i in proxy.log.injections if i.planned]
+    assert len(planned) == len(plan)  # each planned fault happened, once
     assert {k.split(" ", 1)[1] for k in injected} == {
         "slowdown", "internal", "internal after", "reset", "reset after", "delay", "hang after",
     }  # fmt: skip
-    assert 0.2 < sum(injected.values()) / requests < 0.4
-    record_figures(
-        "worker, 30 % of requests faulted",
-        {
-            "seed": SEED,
-            "invocations": len(first) + redeliveries,
-            "first deliveries": len(first),
-            "redeliveries (Lambda retries + duplicate events)": redeliveries,
-            "requests": requests,
-            "faults injected": sum(injected.values()),
-            "faults by kind": dict(sorted(injected.items())),
-            "succeeded first time": sum(1 for d in first if d.result is not None),
-            "raised first time": sum(1 for d in first if d.error is not None),
-            "raised although S3 had stored the report": raised_but_stored,
-            "still failed after 3 deliveries": len(payloads) - len(succeeded),
-            "reports stored": len(reports),
-            "reports lost": len(lost),
-            "duplicate reports": len(duplicates),
-            "partial objects": len(partial),
-        },
+    drawn_rate = sum(f.rate for f in WORKER_FAULTS)
+    assert_drawn_at_rate(sum(injected.values()) - len(planned), requests - len(planned), drawn_rate)
+    return {
+        "seed": seed,
+        "invocations": len(first) + redeliveries,
+        "first deliveries": len(first),
+        "redeliveries (Lambda retries + duplicate events)": redeliveries,
+        "requests": requests,
+        "faults injected": sum(injected.values()),
+        "faults planned": len(planned),
+        "faults by kind": dict(sorted(injected.items())),
+        "succeeded first time": sum(1 for d in first if d.result is not None),
+        "raised first time": sum(1 for d in first if d.error is not None),
+        "raised although S3 had stored the report": raised_but_stored,
+        "still failed after 3 deliveries": len(payloads) - len(succeeded),
+        "reports stored": len(reports),
+        "reports lost": len(lost),
+        "duplicate reports": len(duplicates),
+        "partial objects": len(partial),
+    }
+
+
+@pytest.mark.slow
+def test_worker_under_30_percent_faults_stores_each_report_once_or_fails(
+    child_proxy, child_s3, app_module, monkeypatch, lambda_handler, bucket
+):
+    # moto in its own process: under load, only the client's read timeout (2 s) decides
+    # when a hang ends, never how long a PUT waits for the GIL behind the server.
+    figures = check_worker_under_faults(
+        child_proxy, child_s3, app_module, monkeypatch, lambda_handler, bucket, 200, SEED
     )
+    record_figures("worker, 30 % of requests faulted", figures)
 
 
 @pytest.mark.slow
@@ -666,18 +725,36 @@ def failed_keys(error: CleanupError | None) -> set[str]:
     return {f.key for f in error.result.failures} if error else set()
 
 
-@pytest.mark.slow
-def test_cleanup_under_faults_retries_reports_the_rest_and_a_rerun_empties_the_bucket(
-    proxy, faulty_s3, calls, lambda_handler, s3, bucket, one_list_at_a_time
-):
-    keys = seed_objects(bucket, 8000)
-    proxy.set_faults(CLEANUP_FAULTS)
+def cleanup_plan(first_key: str) -> list[Planned]:
+    """What the cleanup scenario needs to happen, whatever the seed draws: a retried list
+    fault, a first page of keys listed (so deletes are sent), a retried delete fault and
+    a key reported failed. The lists go one at a time (``one_list_at_a_time``): the top
+    level, ``reports/``, then the day's pages. The delete holding ``first_key`` (the first
+    key of that first page) fails once, then S3 refuses that key for good."""
+    return [
+        Planned("ListObjectsV2", Fault("slowdown", 1.0, LIST)),  # the top level, first send
+        Planned("ListObjectsV2", None, sends=range(2, 5)),  # its retry, reports/, page 1
+        Planned("DeleteObjects", Fault("internal", 1.0, DELETE), key=first_key),
+        Planned("DeleteObjects", Fault("fail_keys", 1.0, DELETE), first_key, EVERY_SEND),
+    ]
+
+
+def check_cleanup_under_faults(
+    proxy: FaultProxy, calls: Calls, lambda_handler: Any, s3: Any, bucket: str, count: int
+) -> dict[str, Any]:
+    """Empty a bucket of ``count`` objects under ``CLEANUP_FAULTS`` (and the plan): every
+    listed key deleted or reported, every retryable fault retried; a rerun without faults
+    empties the bucket. Returns the figures."""
+    keys = seed_objects(bucket, count)
+    plan = cleanup_plan(min(keys))
+    proxy.set_faults(CLEANUP_FAULTS, plan)
     summary, error = run_cleanup(lambda_handler)
     proxy.wait_idle()
     remaining = set(object_keys(s3, bucket))
     reported = failed_keys(error)
 
     assert error is not None, summary
+    assert min(keys) in reported  # the planned refusal, reported
     assert summary["failed"] == len(reported) > 0
     assert set(proxy.failed_keys()) <= reported  # every key S3 refused is reported
     failures = error.result.failures if error else []
@@ -686,8 +763,9 @@ def test_cleanup_under_faults_retries_reports_the_rest_and_a_rerun_empties_the_b
         assert summary["deleted"] + summary["failed"] == len(keys)
     for operation in ("ListObjectsV2", "DeleteObjects"):
         assert_retried_every_retryable_fault(proxy, calls, operation)
-        assert failing_faults(proxy, operation) > 0, f"FAULT_SEED={SEED} faulted no {operation}"
+        assert failing_faults(proxy, operation) > 0, f"seed {proxy.seed} faulted no {operation}"
     first = {"summary": summary, "injected": dict(proxy.injected())}
+    planned = sum(1 for i in proxy.log.injections if i.planned)
 
     proxy.set_faults([])
     rerun, rerun_error = run_cleanup(lambda_handler)
@@ -695,22 +773,28 @@ def test_cleanup_under_faults_retries_reports_the_rest_and_a_rerun_empties_the_b
     assert rerun["complete"] and rerun["failed"] == 0
     assert rerun["deleted"] == len(remaining)
     assert object_keys(s3, bucket) == []
-    record_figures(
-        "cleanup, faulted List/Delete and per-key failures",
-        {
-            "seed": SEED,
-            "objects": len(keys),
-            "faults injected": sum(first["injected"].values()),
-            "faults by kind": first["injected"],
-            "requests": dict(proxy.log.requests),
-            "first run": {k: first["summary"][k] for k in ("complete", "deleted", "failed")},
-            "first run raised": type(error).__name__,
-            "keys refused by S3": len(proxy.failed_keys()),
-            "left behind unreported": len(remaining - reported),
-            "rerun without faults": {k: rerun[k] for k in ("complete", "deleted", "failed")},
-            "objects after rerun": len(object_keys(s3, bucket)),
-        },
-    )
+    return {
+        "seed": proxy.seed,
+        "objects": len(keys),
+        "faults injected": sum(first["injected"].values()),
+        "faults planned": planned,
+        "faults by kind": first["injected"],
+        "requests": dict(proxy.log.requests),
+        "first run": {k: first["summary"][k] for k in ("complete", "deleted", "failed")},
+        "first run raised": type(error).__name__,
+        "keys refused by S3": len(proxy.failed_keys()),
+        "left behind unreported": len(remaining - reported),
+        "rerun without faults": {k: rerun[k] for k in ("complete", "deleted", "failed")},
+        "objects after rerun": len(object_keys(s3, bucket)),
+    }
+
+
+@pytest.mark.slow
+def test_cleanup_under_faults_retries_reports_the_rest_and_a_rerun_empties_the_bucket(
+    proxy, faulty_s3, calls, lambda_handler, s3, bucket, one_list_at_a_time
+):
+    figures = check_cleanup_under_faults(proxy, calls, lambda_handler, s3, bucket, 8000)
+    record_figures("cleanup, faulted List/Delete and per-key failures", figures)
 
 
 @pytest.mark.slow
@@ -750,3 +834,31 @@ def test_cleanup_with_a_retention_window_never_deletes_a_younger_object(
             "younger objects deleted": len(young_deleted),
         },
     )
+
+
+# --- any seed ---------------------------------------------------------------------------
+# The scenarios above hold for any FAULT_SEED (their plans make sure of what they need).
+# So that the next assertion true for only some seeds fails in CI, not in a user's hands,
+# every `make test` runs them again, small, over a few seeds (16 listed its first page,
+# then failed for good, before any key was refused). They record no figures.
+SWEEP_SEEDS = (0, 1, 2, 3, 16)
+
+
+@pytest.mark.parametrize("seed", SWEEP_SEEDS)
+def test_the_cleanup_scenario_holds_for_any_seed(
+    seed, s3_server, s3, bucket, app_module, lambda_handler, monkeypatch, one_list_at_a_time
+):
+    with checked_proxy(s3_server, seed) as proxy:
+        calls = Calls()
+        calls.attach(point_app_at(proxy, app_module, monkeypatch))
+        check_cleanup_under_faults(proxy, calls, lambda_handler, s3, bucket, 1500)
+
+
+@pytest.mark.parametrize("seed", SWEEP_SEEDS)
+def test_the_worker_scenario_holds_for_any_seed(
+    seed, moto_child, child_s3, app_module, lambda_handler, monkeypatch, bucket
+):
+    with checked_proxy(moto_child.endpoint, seed) as proxy:
+        check_worker_under_faults(
+            proxy, child_s3, app_module, monkeypatch, lambda_handler, bucket, 20, seed
+        )
