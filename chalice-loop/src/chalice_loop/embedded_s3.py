@@ -46,6 +46,10 @@ def embedded_aws(port: int = 0) -> Iterator[str]:
     Raises :class:`PortInUseError` at once if the given port is taken."""
     from moto.server import ThreadedMotoServer  # here: importing this module stays cheap
 
+    from chalice_loop.moto_listing import list_from_the_copy
+
+    list_from_the_copy()  # a delete during a listing must not fail it, as on S3
+
     if port:
         ensure_port_free(port)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request lines
