@@ -52,6 +52,7 @@ from tests.conftest import (
     object_keys,
     seed_objects,
 )
+from tests.fault_mixes import WORKER_FAULTS
 from tests.faultproxy import (
     EVERY_SEND,
     Fault,
@@ -450,18 +451,6 @@ def test_a_renamed_bucket_draws_the_same_faults(s3_server, s3, bucket, monkeypat
 
 
 # --- the worker -------------------------------------------------------------------------
-
-WORKER_FAULTS = [  # 30 % of requests, mixed kinds
-    Fault("slowdown", 0.08, PUT),
-    Fault("internal", 0.04, PUT),
-    Fault("internal", 0.04, PUT, after=True),
-    Fault("reset", 0.04, PUT),
-    Fault("reset", 0.04, PUT, after=True),
-    Fault("delay", 0.04, PUT, seconds=0.2),
-    # Hangs until the client gives up (its read timeout); answers anyway only at the
-    # function timeout (set in the test), when Lambda would have killed the invocation.
-    Fault("hang", 0.02, PUT, after=True),
-]
 
 
 def worker_events(count: int, seed: int) -> list[tuple[str, dict[str, str]]]:

@@ -6,23 +6,15 @@ from collections import Counter
 
 import pytest
 
+from tests.fault_mixes import WORKER_FAULTS
 from tests.faultproxy import EVERY_SEND, Fault, FaultProxy, Planned
 
 PUT, DELETE = frozenset({"PutObject"}), frozenset({"DeleteObjects"})
-MIXED = [  # the worker scenario's mix (tests/test_reliability.py): 30 % in all
-    Fault("slowdown", 0.08, PUT),
-    Fault("internal", 0.04, PUT),
-    Fault("internal", 0.04, PUT, after=True),
-    Fault("reset", 0.04, PUT),
-    Fault("reset", 0.04, PUT, after=True),
-    Fault("delay", 0.04, PUT, seconds=0.2),
-    Fault("hang", 0.02, PUT, after=True),
-]
 SEEDS = (0, 7, 16)
 DRAWS = 20_000
 
 
-def proxy(faults=MIXED, seed=7, plan=()) -> FaultProxy:
+def proxy(faults=WORKER_FAULTS, seed=7, plan=()) -> FaultProxy:
     return FaultProxy("http://127.0.0.1:9", faults, seed, plan)  # never started
 
 
@@ -54,9 +46,9 @@ def test_each_fault_is_drawn_at_its_rate_for_any_seed(seed):
     for i in range(DRAWS):
         fault = put(p, f"reports/2026-12-01/{i}.json").fault
         kinds[(fault.kind, fault.after) if fault else None] += 1
-    for fault in MIXED:
+    for fault in WORKER_FAULTS:
         assert within(kinds[fault.kind, fault.after], DRAWS, fault.rate), (fault, kinds)
-    total = sum(f.rate for f in MIXED)
+    total = sum(f.rate for f in WORKER_FAULTS)
     assert within(DRAWS - kinds[None], DRAWS, total), kinds  # 30 %, to within 1.6 points
 
 

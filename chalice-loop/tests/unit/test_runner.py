@@ -10,53 +10,7 @@ import pytest
 from chalice import Chalice
 from chalice_loop import LocalLambda
 from loop_testing import chalice_project
-
-TINY_APP = """
-import os
-import time
-
-from chalice import Chalice, Cron
-
-app = Chalice(app_name="tiny")
-
-
-@app.lambda_function(name="sleepy")
-def sleepy(event, context):
-    app.log.error("going to sleep")
-    time.sleep(30)  # far past the 1 s lambda_timeout
-    return "woke up"
-
-
-@app.lambda_function(name="clock")
-def clock(event, context):
-    first = context.get_remaining_time_in_millis()
-    time.sleep(0.05)
-    second = context.get_remaining_time_in_millis()
-    return {"first": first, "second": second, "greeting": os.environ.get("GREETING"),
-            "event": event}
-
-
-@app.schedule(Cron(0, 12, "*", "*", "?", "*"), name="noon")
-def noon(event):
-    return event.to_dict()
-
-
-@app.schedule("cron(0/15 8-17 ? * MON-FRI *)", name="office", description="office hours")
-def office(event):
-    return None
-"""
-TINY_CONFIG = {
-    "version": "2.0",
-    "app_name": "tiny",
-    "lambda_timeout": 1,
-    "lambda_memory_size": 256,
-    "stages": {
-        "dev": {
-            "environment_variables": {"GREETING": "hi"},
-            "lambda_functions": {"clock": {"lambda_timeout": 60}},
-        }
-    },
-}
+from sample_apps import TINY_APP, TINY_CONFIG
 
 
 @pytest.fixture

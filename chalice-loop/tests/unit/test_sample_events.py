@@ -6,70 +6,15 @@ tests/integration/test_invoke_samples.py)."""
 import pytest
 from chalice import Chalice
 from chalice_loop import LocalLambda
-from chalice_loop.handlers import app_handlers, find
-from chalice_loop.lambda_events import NoSampleError, sample_event
+from chalice_loop.lambda_events import NoSampleError
 from loop_testing import chalice_project
 from moto.events.models import EventPattern
-
-PATTERNS = {
-    "numeric": {"detail": {"amount": [{"numeric": [">", 10, "<=", 20]}]}},
-    "anything-but": {"detail": {"env": [{"anything-but": ["test", "dev"]}]}},
-    "anything-but-number": {"detail": {"code": [{"anything-but": [1, 2]}]}},
-    "exists": {"detail": {"id": [{"exists": True}], "error": [{"exists": False}]}},
-    "prefix-suffix": {"source": [{"prefix": "com.shop"}], "detail-type": [{"suffix": "Placed"}]},
-    "ignore-case": {"detail": {"state": [{"equals-ignore-case": "READY"}]}},
-    "wildcard": {"detail": {"path": [{"wildcard": "orders/*/paid"}]}},
-    "cidr": {"detail": {"ip": [{"cidr": "10.0.0.0/24"}]}},
-    "or": {"$or": [{"detail": {"a": [1]}}, {"detail": {"b": [2]}}]},
-    "values": {"source": ["aws.s3"], "resources": ["arn:aws:s3:::bucket"]},
-}
-
-
-def sources_app() -> Chalice:
-    app = Chalice(app_name="samples")
-
-    @app.on_s3_event(bucket="uploads", prefix="incoming/", suffix=".csv", name="on_upload")
-    def on_upload(event):
-        return {"bucket": event.bucket, "key": event.key}
-
-    @app.on_s3_event(bucket="uploads", events=["s3:ObjectRemoved:*"], name="on_delete")
-    def on_delete(event):
-        return event.to_dict()["Records"][0]["eventName"]
-
-    @app.on_sqs_message(queue="orders", batch_size=5, name="on_order")
-    def on_order(event):
-        return [(r.body, r.to_dict()["eventSourceARN"]) for r in event]
-
-    @app.on_sns_message(topic="arn:aws:sns:us-east-1:123456789012:alerts", name="on_alert")
-    def on_alert(event):
-        return {"message": event.message, "subject": event.subject}
-
-    @app.schedule("rate(1 hour)", name="hourly")
-    def hourly(event):
-        return event.to_dict()["detail-type"]
-
-    for name, pattern in PATTERNS.items():
-
-        @app.on_cw_event(pattern, name=f"cw_{name.replace('-', '_')}")
-        def on_event(event):
-            return event.to_dict()
-
-    @app.lambda_function(name="plain")
-    def plain(event, context):
-        return event
-
-    return app
+from sample_apps import PATTERNS, sample, sources_app
 
 
 @pytest.fixture(scope="module")
 def app() -> Chalice:
     return sources_app()
-
-
-def sample(app: Chalice, name: str) -> object:
-    handler = find(app_handlers(app), name)
-    assert handler is not None
-    return sample_event(handler, "samples", "dev", "us-east-1")
 
 
 def test_s3_samples_name_the_bucket_a_key_passing_the_filters_and_the_event_type(app, tmp_path):
