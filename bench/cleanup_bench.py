@@ -16,7 +16,7 @@ from chalice_loop import function_settings
 from bench.instrument import CallTimer, RequestCounter, SimulatedRoundTrip
 from bench.s3_host import ExternalEndpoint, MotoChild
 from bench.strategies import STRATEGIES, expected_requests, prepare
-from chalicelib.cleanup import DELETE_WORKERS, empty_bucket
+from chalicelib.cleanup import INITIAL_DELETES_IN_FLIGHT, empty_bucket
 from chalicelib.s3 import make_client
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -180,7 +180,7 @@ def batch_times(runs: list[Run]) -> list[dict[str, Any]]:
 def pool_sweep(
     host: Host, objects: int, rtt_ms: float, workers: list[int], log: Any
 ) -> list[dict[str, Any]]:
-    """Ours with different numbers of DeleteObjects in flight (DELETE_WORKERS is the default)."""
+    """Ours at each number of DeleteObjects in flight (default INITIAL_DELETES_IN_FLIGHT)."""
     rows = []
     admin = boto3.client("s3")
     for count in workers:
@@ -194,7 +194,7 @@ def pool_sweep(
         rows.append(
             {
                 "workers": count,
-                "default": count == DELETE_WORKERS,
+                "default": count == INITIAL_DELETES_IN_FLIGHT,
                 "objects": objects,
                 "rtt_ms": rtt_ms,
                 "wall_s": round(wall, 3),

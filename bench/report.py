@@ -23,7 +23,12 @@ from bench.limits import (
 from bench.peers import LABELS as PEER_LABELS
 from bench.power_tuning import run_reserve_ms
 from bench.strategies import LABELS, STRATEGIES
-from chalicelib.cleanup import DELETE_WORKERS, FIRST_REQUEST_ESTIMATE_MS, MARGIN_FACTOR, RESERVE_MS
+from chalicelib.cleanup import (
+    FIRST_REQUEST_ESTIMATE_MS,
+    INITIAL_DELETES_IN_FLIGHT,
+    MARGIN_FACTOR,
+    RESERVE_MS,
+)
 
 
 def machine() -> dict[str, Any]:
@@ -568,7 +573,7 @@ def markdown(
         "### Pipeline depth",
         "",
         f"Ours at {cfg['pool_objects']:,} objects, {cfg['rtt_ms']:g} ms RTT, with N "
-        f"`DeleteObjects` in flight beside the listing (default {DELETE_WORKERS}):",
+        f"`DeleteObjects` in flight beside the listing (default {INITIAL_DELETES_IN_FLIGHT}):",
         "",
         *_table(
             ["DeleteObjects in flight", "wall s", "objects/s", "requests"],

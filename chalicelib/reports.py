@@ -17,6 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from chalicelib.worker_event import WorkerEvent, format_time
@@ -49,7 +50,7 @@ class Report:
         """
         check_result(result)
         report = cls(event.source_ip, event.time_start, time_end, result)
-        size = len(report.body())
+        size = len(report.body)
         if size > MAX_REPORT_BYTES:
             raise WorkResultError(
                 f"perform_work's result makes a report of {size} bytes, over the "
@@ -65,8 +66,9 @@ class Report:
             "result": self.result,
         }
 
+    @cached_property
     def body(self) -> bytes:
-        """The stored form: compact JSON."""
+        """The stored form: compact JSON, serialised once (size check, PUT, log)."""
         return report_body(self.to_json())
 
     def key(self, request_id: str) -> str:
@@ -116,7 +118,7 @@ def store_report(s3: Any, bucket: str, request_id: str, report: Report) -> dict[
     Any S3 error (after botocore's retries) propagates: the invocation fails.
     """
     key = report.key(request_id)
-    s3.put_object(Bucket=bucket, Key=key, Body=report.body(), ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key=key, Body=report.body, ContentType="application/json")
     return {"bucket": bucket, "key": key, "report": report.to_json()}
 
 

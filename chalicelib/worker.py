@@ -23,6 +23,6 @@ def run_worker(s3: Any, payload: Any, request_id: str, log: logging.Logger) -> d
     result = work.perform_work(event)  # looked up here: chalicelib/work.py, yours to edit
     report = Report.of(event, result, utc_now())
     stored = store_report(s3, bucket, request_id, report)
-    size = {"bytes": len(report.body())}
+    size = {"bytes": len(report.body)}
     log.info("Report stored: s3://%s/%s", stored["bucket"], stored["key"], extra={"report": size})
     return stored

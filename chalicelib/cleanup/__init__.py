@@ -44,11 +44,11 @@ from chalicelib.cleanup.result import (
     DeleteFailure,
 )
 from chalicelib.cleanup.run import empty_bucket, run_cleanup
-from chalicelib.cleanup.window import DELETE_WORKERS, MAX_DELETES_IN_FLIGHT
+from chalicelib.cleanup.window import INITIAL_DELETES_IN_FLIGHT, MAX_DELETES_IN_FLIGHT
 
 __all__ = [
-    "DELETE_WORKERS",
     "FIRST_REQUEST_ESTIMATE_MS",
+    "INITIAL_DELETES_IN_FLIGHT",
     "KEY_ATTEMPTS",
     "MARGIN_FACTOR",
     "MAX_DELETES_IN_FLIGHT",

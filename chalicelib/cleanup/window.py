@@ -32,7 +32,7 @@ the window, is what a late answer must beat. Bounded above by ``maximum``
 import statistics
 from collections import defaultdict, deque
 
-DELETE_WORKERS = 8  # the window at the start of a run
+INITIAL_DELETES_IN_FLIGHT = 8  # the window at the start of a run
 MAX_DELETES_IN_FLIGHT = 32
 SAMPLES = 8  # latencies kept per number in flight
 TOLERANCE = 0.05  # a window this close to the best throughput is as good (and smaller)
@@ -45,7 +45,7 @@ class DeleteWindow:
 
     def __init__(
         self,
-        initial: int = DELETE_WORKERS,
+        initial: int = INITIAL_DELETES_IN_FLIGHT,
         minimum: int = 1,
         maximum: int = MAX_DELETES_IN_FLIGHT,
         pinned: bool = False,

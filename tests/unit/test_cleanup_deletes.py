@@ -19,7 +19,7 @@ from chalicelib.cleanup.deletes import (
     delete_batch,
 )
 from chalicelib.cleanup.result import DeleteFailure
-from chalicelib.cleanup.window import DELETE_WORKERS, MAX_DELETES_IN_FLIGHT
+from chalicelib.cleanup.window import INITIAL_DELETES_IN_FLIGHT, MAX_DELETES_IN_FLIGHT
 from chalicelib.s3 import WORST_CASE_DELETE_S
 from tests.unit.fake_s3 import FakeClock, FakePool, FakeS3, client_error, report_keys
 
@@ -173,7 +173,7 @@ def test_a_slow_but_healthy_server_has_every_key_deleted_none_reported_and_the_w
     assert result.max_deletes_in_flight == MAX_DELETES_IN_FLIGHT  # it grew to its bound
     assert s3.count("DeleteObjects") == len(keys) // DELETE_BATCH  # nothing sent twice
     # Throughput followed the window: well above what the first window would give.
-    assert len(keys) / took > 1.5 * DELETE_WORKERS * DELETE_BATCH / 3.0
+    assert len(keys) / took > 1.5 * INITIAL_DELETES_IN_FLIGHT * DELETE_BATCH / 3.0
     assert s3.stored() == []
 
 

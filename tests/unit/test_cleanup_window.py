@@ -6,7 +6,7 @@ import random
 import pytest
 
 from chalicelib.cleanup.window import (
-    DELETE_WORKERS,
+    INITIAL_DELETES_IN_FLIGHT,
     MAX_DELETES_IN_FLIGHT,
     TOLERANCE,
     DeleteWindow,
@@ -30,7 +30,7 @@ def rounds(window: DeleteWindow, count: int, latency, throttled=lambda size: Fal
 def test_a_slow_but_healthy_server_opens_the_window_to_its_maximum():
     window = DeleteWindow()
     sizes = rounds(window, 40, lambda size: 3.0)  # every answer 3 s late, however many
-    doubling = [min(MAX_DELETES_IN_FLIGHT, DELETE_WORKERS * 2**n) for n in (1, 2)]
+    doubling = [min(MAX_DELETES_IN_FLIGHT, INITIAL_DELETES_IN_FLIGHT * 2**n) for n in (1, 2)]
     assert sizes[:2] == doubling  # slow start
     settled = sizes[3:]
     assert max(set(settled), key=settled.count) == MAX_DELETES_IN_FLIGHT  # where it stays
