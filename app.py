@@ -10,7 +10,6 @@ from typing import Any
 from chalice import Chalice, Rate
 from chalice.app import CloudWatchEvent
 
-from chalicelib.cleanup import CleanupOptions, run_cleanup
 from chalicelib.cleanup_event import dry_run_requested
 from chalicelib.invocation import observed
 from chalicelib.log_format import configure_app_log
@@ -41,6 +40,9 @@ def worker(event: Any, context: Any) -> dict[str, Any]:
 def cleanup(event: CloudWatchEvent) -> dict[str, Any]:
     """Every day: delete the reports older than CLEANUP_MAX_AGE (default: all) before
     the deadline. By hand, ``detail: {"dry_run": true}`` only counts them."""
+    # Imported here, not at the top: the worker's cold start does not compile the cleanup.
+    from chalicelib.cleanup import CleanupOptions, run_cleanup
+
     bucket = bucket_name()
     options = CleanupOptions(cleanup_max_age(), dry_run_requested(event.detail))
     return run_cleanup(S3, bucket, app.log, options, event.context.get_remaining_time_in_millis)

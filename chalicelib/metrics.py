@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.cleanup import CleanupError
 from chalicelib.reports import report_body
 
 NAMESPACE = "WorkerFunctions"
@@ -71,6 +70,8 @@ def emit(doc: dict[str, Any]) -> None:
 
 
 def _cleanup_summary(result: Any, error: BaseException | None) -> dict[str, Any]:
+    from chalicelib.cleanup import CleanupError  # only the cleanup's sandbox loads it
+
     if isinstance(error, CleanupError):
         return error.result.summary()
     return result if error is None else {}
