@@ -66,11 +66,16 @@ EMF_SCHEMA: dict[str, Any] = {
     },
 }
 _NUMBER = (int, float)
+# Checked and built once (``jsonschema.validate`` checks the schema on every call).
+jsonschema.Draft202012Validator.check_schema(EMF_SCHEMA)
+_VALIDATOR = jsonschema.Draft202012Validator(EMF_SCHEMA)
 
 
 def check_emf(doc: dict[str, Any]) -> None:
     """Raises ``jsonschema.ValidationError`` or ``AssertionError`` where ``doc`` breaks the spec."""
-    jsonschema.validate(doc, EMF_SCHEMA)
+    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(doc))
+    if error is not None:
+        raise error
     for directive in doc["_aws"]["CloudWatchMetrics"]:
         for dimension in {name for names in directive["Dimensions"] for name in names}:
             assert isinstance(doc.get(dimension), str), (
