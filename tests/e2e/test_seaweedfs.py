@@ -11,6 +11,7 @@ import pytest
 from chalice_loop import run_in_slice
 
 from bench.seaweedfs import SeaweedFS
+from chalicelib.s3 import MAX_ATTEMPTS
 from tests.conftest import PROJECT, SCHEDULED_EVENT, STAGE, stage_bucket
 
 WORKER_EVENT = json.loads((PROJECT / "events" / "worker.json").read_text())
@@ -38,7 +39,13 @@ def test_worker_stores_reports_and_cleanup_empties_the_bucket_on_seaweedfs(weed)
 
     stored = _invoke(weed, "worker", [WORKER_EVENT] * REPORTS)
 
-    assert weed.request_counts(bucket) - created == {"PUT 200": REPORTS}  # PutObject each
+    # One PutObject each (exactly one on moto: tests/integration/test_worker.py::
+    # test_one_request_per_invocation), and here also any retry of one answered after the
+    # 2 s read timeout: the 128 MB slice on a busy machine can read that late. A retry
+    # writes the same key, so the listing below still holds exactly one report each.
+    answered = weed.request_counts(bucket) - created
+    assert set(answered) == {"PUT 200"}
+    assert REPORTS <= answered["PUT 200"] <= REPORTS * MAX_ATTEMPTS
     keys = sorted(r["key"] for r in stored)
     assert len(set(keys)) == REPORTS
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="reports/")
