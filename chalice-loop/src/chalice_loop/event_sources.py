@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
-import boto3
 from botocore.exceptions import ClientError
 
 from chalice_loop.embedded_s3 import LOCAL_CREDENTIALS
@@ -61,6 +60,8 @@ Submit = Callable[[str, Any, str], None]  # (function name, event, label) into t
 def endpoint_client(service: str, endpoint: str, region: str) -> Any:
     """A client of the embedded endpoint, with its local credentials whatever the
     environment holds."""
+    import boto3  # here: `logs` and `failures`, which import this module's users, start fast
+
     return boto3.client(
         service,
         endpoint_url=endpoint,

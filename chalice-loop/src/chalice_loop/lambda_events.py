@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
 from chalice.app import CloudWatchEventConfig, S3EventConfig, SNSEventConfig, SQSEventConfig
-from moto.events.models import EventPattern
 
 from chalice_loop.handlers import (
     EVENTBRIDGE,
@@ -260,6 +259,8 @@ def _fill(pattern: dict[str, Any], into: dict[str, Any]) -> None:
 
 def sample_eventbridge_event(pattern: dict[str, Any], region: str) -> dict[str, Any]:
     """An event that the pattern matches, as moto's EventBridge matcher decides."""
+    from moto.events.models import EventPattern  # moto's matcher, which `up` uses
+
     event: dict[str, Any] = {
         "version": "0",
         "id": str(uuid.uuid4()),

@@ -27,11 +27,9 @@ from typing import Any
 
 from awslambdaric.lambda_runtime_log_utils import JsonFormatter
 from chalice import Chalice
-from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
 from chalice.local import LambdaContext
-from chalice.test import FunctionNotFoundError
 
 from chalice_loop.naming import deployed_name
 from chalice_loop.paths import shown
@@ -208,12 +206,18 @@ class LocalLambda:
         config: Config | None = None,
     ) -> None:
         self.app = app
-        self.config = config or CLIFactory(project_dir).create_config_obj(chalice_stage_name=stage)
+        if config is None:
+            from chalice.cli.factory import CLIFactory  # here: `logs` and `failures` start fast
+
+            config = CLIFactory(project_dir).create_config_obj(chalice_stage_name=stage)
+        self.config = config
 
     def handler(self, function_name: str) -> Callable[[Any, Any], Any]:
         """The handler chalice registered (``app.handler_map``); raises
         ``chalice.test.FunctionNotFoundError`` for a name the app does not have."""
         if function_name not in self.app.handler_map:
+            from chalice.test import FunctionNotFoundError  # chalice.test imports chalice.cli
+
             raise FunctionNotFoundError(function_name)
         return self.app.handler_map[function_name]
 

@@ -37,8 +37,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chalice.cli.factory import CLIFactory
-
 from chalice_loop.lambda_runner import Invocation, LogEvent, function_settings
 
 MB_PER_VCPU = 1769  # AWS: "at 1,769 MB, a function has the equivalent of one vCPU"
@@ -277,6 +275,8 @@ def run_in_slice(
         for key, value in (("lambda_memory_size", memory_mb), ("lambda_timeout", timeout_s))
         if value is not None
     }
+    from chalice.cli.factory import CLIFactory  # here: importing this module stays cheap
+
     config = CLIFactory(str(project_dir)).create_config_obj(
         stage, user_provided_params=dict(overrides)
     )
@@ -401,6 +401,10 @@ def _died(run: SliceRun, since: float, group: Cgroups | None, spec: dict) -> Sli
 
 
 def _child() -> None:
+    # Imported before the child joins its slice, as chalice's own loading is not the
+    # function's init (the app's imports, boto3's among them, are, and are timed).
+    from chalice.cli.factory import CLIFactory
+
     spec = json.loads(sys.stdin.read())
     out = os.fdopen(spec["fd"], "w", buffering=1, encoding="utf-8")
     cgroups = spec["cgroups"]

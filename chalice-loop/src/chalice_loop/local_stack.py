@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 from chalice import Chalice
-from chalice.cli.factory import CLIFactory
 from chalice.config import Config
 from chalice.deploy.validate import ExperimentalFeatureError
 
@@ -77,6 +75,8 @@ class Project:
             raise UsageError(
                 f"stage {stage!r} is not in {config_file} (stages: {', '.join(stages) or 'none'})"
             )
+        from chalice.cli.factory import CLIFactory  # here: `logs` and `failures` start fast
+
         factory = CLIFactory(str(project_dir))
         config = factory.create_config_obj(chalice_stage_name=stage)
         return cls(project_dir, stage, resolve_state_dir(project_dir, state_dir), config, raw)
@@ -100,6 +100,8 @@ class Project:
 
     def load_app(self) -> Chalice:
         """Import app.py the way ``chalice local`` does, with the stage's environment."""
+        from chalice.cli.factory import CLIFactory
+
         try:
             factory = CLIFactory(str(self.project_dir))
             return factory.load_chalice_app(environment_variables=self.config.environment_variables)
@@ -126,6 +128,8 @@ def region() -> str:
 
 
 def create_buckets(names: list[str]) -> None:
+    import boto3
+
     s3 = boto3.client("s3", region_name=region())
     for name in names:
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
