@@ -270,13 +270,13 @@ def run_in_slice(
     unless given (the power-tuning table tries other sizes). The S3 and the
     credentials are the caller's environment (``env`` adds to it).
     """
+    from chalice.cli.factory import CLIFactory  # here: importing this module stays cheap
+
     overrides = {
         key: value
         for key, value in (("lambda_memory_size", memory_mb), ("lambda_timeout", timeout_s))
         if value is not None
     }
-    from chalice.cli.factory import CLIFactory  # here: importing this module stays cheap
-
     config = CLIFactory(str(project_dir)).create_config_obj(
         stage, user_provided_params=dict(overrides)
     )

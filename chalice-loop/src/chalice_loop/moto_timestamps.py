@@ -17,9 +17,8 @@ def read_iso_timestamps_directly() -> None:
     """Patch moto's response serializer (idempotent); call before its server serves."""
     import moto.core.serialize as serialize
 
-    general = getattr(serialize.parse_to_aware_datetime, "general", None)
-    if general is None:
-        general = serialize.parse_to_aware_datetime
+    current = serialize.parse_to_aware_datetime
+    general = getattr(current, "general", current)
 
     def aware_datetime(value: Any) -> datetime:
         if not isinstance(value, str) or _is_number(value):
