@@ -46,6 +46,7 @@ def embedded_aws(port: int = 0) -> Iterator[str]:
     Raises :class:`PortInUseError` at once if the given port is taken."""
     from moto.server import ThreadedMotoServer  # here: importing this module stays cheap
 
+    from chalice_loop.moto_dispatch import list_backends_once
     from chalice_loop.moto_list_answer import answer_listings_directly
     from chalice_loop.moto_listing import list_from_the_copy
     from chalice_loop.moto_timestamps import read_iso_timestamps_directly
@@ -54,6 +55,7 @@ def embedded_aws(port: int = 0) -> Iterator[str]:
     # The same answers as moto's, byte for byte, for less of the server's time:
     read_iso_timestamps_directly()
     answer_listings_directly()
+    list_backends_once()
 
     if port:
         ensure_port_free(port)
