@@ -78,12 +78,12 @@ package: $(STAMP) policies
 
 ## Lint, then every tier of both test suites on TEST_WORKERS parallel workers (what CI
 ## runs; docs/testing.md). TEST_WORKERS=0 runs them in this process, one after another.
-## Three workers on two CPUs: while one waits out a timeout the tests inject, the
+## Four workers on two CPUs: while some wait out the timeouts the tests inject, the
 ## others use the CPU. The longest files go first (conftest.py), in that order.
 ## Bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE):
 ## each worker and each process a test starts would otherwise compile and rewrite the
 ## same modules again; packaging copies the project without __pycache__ (devtools/deploy).
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 PYTEST = PYTHONDONTWRITEBYTECODE= $(PY) -m pytest
 test: $(STAMP) policies lint
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
